@@ -1,0 +1,1 @@
+"""The partner side: creditor adapters, the municipality's tools and the team client."""

@@ -1,0 +1,1 @@
+"""The gateway: intake, policy, matching, routing, delivery, audit and store."""

@@ -1,0 +1,104 @@
+"""The gateway's commands: configuration, audit and the partner-key registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.service import Gateway
+from gateway.settings import Settings
+from keys.errors import Error as KeysError
+from keys.jwk import OIN, PublicKey, public_keys_from_jwks
+from keys.signed import sign_bytes, verify_bytes
+
+console = Console()
+
+HomeOption = Annotated[Path, typer.Option("--home", help="the gateway's home directory")]
+
+config_app = typer.Typer(help="The gateway's configuration.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+
+CHECKPOINT_TYP = "audit-checkpoint+jwt"
+
+
+@config_app.command("show")
+def config_show(home: HomeOption) -> None:
+    """Print the settings in force, secrets masked."""
+    console.print_json(json.dumps(Settings.load(home).shown()))
+
+
+@audit_app.command("verify")
+def audit_verify(home: HomeOption) -> None:
+    """Check the whole hash chain and every signed checkpoint."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        keys = gw.keyring.published(now=gw.clock.now())
+        with gw.engine.connect() as conn:
+            count = gw.audit.verify(
+                conn,
+                verify_signature=lambda message, signature: _check_checkpoint(
+                    message, signature, keys
+                ),
+            )
+    finally:
+        gw.close()
+    console.print(f"audit log verifies: {count} events")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(home: HomeOption) -> None:
+    """Sign the Merkle root of the log as it stands."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        signer = gw.keyring.current("sig", now=gw.clock.now())
+        with gw.engine.begin() as conn:
+            size = gw.audit.checkpoint(
+                conn, sign=lambda message: sign_bytes(message, typ=CHECKPOINT_TYP, signer=signer)
+            )
+    finally:
+        gw.close()
+    console.print(f"checkpoint signed at size {size}")
+
+
+def _check_checkpoint(message: bytes, signature: str, keys: list[PublicKey]) -> None:
+    if verify_bytes(signature, typ=CHECKPOINT_TYP, keys=keys, error=KeysError) != message:
+        raise KeysError("checkpoint signature covers another statement")
+
+
+def partner_keys_table(gw: Gateway, oin: str) -> Table:
+    """A table of one partner's registered keys."""
+    table = Table("kid", "use", "registered", "revoked")
+    with gw.engine.connect() as conn:
+        for row in gw.directory.keys_of(conn, oin):
+            table.add_row(
+                str(row["kid"]),
+                str(row["use"]),
+                str(row["registered_at"]),
+                str(row["revoked_at"] or ""),
+            )
+    return table
+
+
+def revoke_partner_key(gw: Gateway, kid: str) -> bool:
+    with gw.engine.begin() as conn:
+        return gw.directory.revoke_key(conn, kid, now=gw.clock.now())
+
+
+def import_partner_keys(gw: Gateway, oin: str, jwks_file: Path) -> int:
+    """Register a partner's newly published keys (after it rotated)."""
+    keys = public_keys_from_jwks(jwks_file.read_bytes())
+    now = gw.clock.now()
+    added = 0
+    with gw.engine.begin() as conn:
+        gw.directory.partner(conn, oin)
+        known = {r["kid"] for r in gw.directory.keys_of(conn, oin)}
+        for key in keys:
+            if key.kid not in known:
+                gw.directory.add_key(conn, oin=OIN(oin), key=key, now=now)
+                added += 1
+    return added

@@ -1,0 +1,119 @@
+"""A team's inbox: the signals routed to it, pulled page by page and acknowledged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from gateway.audit import AuditEvent, format_time, new_trace_id
+from gateway.service import Gateway
+from gateway.store.schema import deliveries, notices
+from keys.jwk import OIN
+
+DELIVERY_ACTIVITY = "vroegsignalering: doorzetten signaal"
+LEGAL_BASIS = "AVG art. 6 lid 1 sub e; Wgs art. 3 lid 3 en art. 4a"
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One delivered signal: facts, routing and the contact block for this team only."""
+
+    id: int
+    signal: dict[str, Any]
+
+
+def pull(gw: Gateway, *, recipient: OIN, after: int = 0, limit: int = 100) -> list[InboxItem]:
+    """Unacknowledged signals for ``recipient`` with an id above ``after``."""
+    limit = max(1, min(limit, MAX_PAGE))
+    now = gw.clock.now()
+    with gw.engine.begin() as conn:
+        rows = conn.execute(
+            select(
+                deliveries.c.id,
+                deliveries.c.bucket,
+                deliveries.c.contact,
+                notices.c.jti,
+                notices.c.trace_id,
+            )
+            .join(notices, notices.c.id == deliveries.c.notice_id)
+            .where(
+                deliveries.c.recipient_oin == recipient,
+                deliveries.c.acked_at.is_(None),
+                deliveries.c.id > after,
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        ).all()
+        items = [
+            InboxItem(
+                row.id,
+                json.loads(
+                    gw.cipher.open(
+                        conn,
+                        row.bucket,
+                        row.contact,
+                        aad=f"delivery:{row.jti}:{recipient}".encode(),
+                    )
+                ),
+            )
+            for row in rows
+        ]
+        gw.audit.append(
+            conn,
+            [
+                _event(recipient, "signal.pulled", row.jti, row.trace_id, format_time(now))
+                for row in rows
+            ],
+        )
+    return items
+
+
+def ack(gw: Gateway, *, recipient: OIN, ids: Sequence[int]) -> int:
+    """Mark signals as received by their team; returns how many were newly acknowledged."""
+    now = gw.clock.now()
+    with gw.engine.begin() as conn:
+        rows = conn.execute(
+            select(deliveries.c.id, notices.c.jti, notices.c.trace_id)
+            .join(notices, notices.c.id == deliveries.c.notice_id)
+            .where(
+                deliveries.c.recipient_oin == recipient,
+                deliveries.c.id.in_(list(ids)),
+                deliveries.c.acked_at.is_(None),
+            )
+        ).all()
+        if rows:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_([r.id for r in rows]))
+                .values(acked_at=now)
+            )
+            gw.audit.append(
+                conn,
+                [
+                    _event(recipient, "signal.delivered", r.jti, r.trace_id, format_time(now))
+                    for r in rows
+                ],
+            )
+    return len(rows)
+
+
+def _event(
+    recipient: OIN, action: str, jti: str, trace_id: str | None, time: str
+) -> dict[str, Any]:
+    return AuditEvent(
+        action=action,
+        object=jti,
+        result="ok",
+        actor=recipient,
+        organisation=recipient,
+        role="team",
+        activity=DELIVERY_ACTIVITY,
+        legal_basis=LEGAL_BASIS,
+        time=time,
+        trace_id=trace_id or new_trace_id(),
+    ).to_dict()

@@ -1,0 +1,195 @@
+"""The gateway's directory of partners: who they are, their keys and certificates.
+
+Keys are parsed once and cached by ``kid`` (a kid is the key's thumbprint, so a cached
+key can never be another key); whether a key or certificate is revoked is read from
+the store on every batch and every request, so revocation takes effect at once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from gateway.errors import PartnerUnknown
+from gateway.store.schema import outreach_keysets, partner_certificates, partner_keys, partners
+from keys.envelope import SignerKey
+from keys.jwk import OIN, KeyID, PublicKey
+from keys.outreach import OutreachKeySet, verify_outreach_keyset
+from keys.pki import CertificateIdentity
+
+
+class Directory:
+    """Reads and writes the partner tables; keeps parsed public keys in memory."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, PublicKey] = {}
+        self._keysets: dict[str, tuple[str, OutreachKeySet]] = {}
+
+    def add_partner(
+        self,
+        conn: Connection,
+        *,
+        oin: OIN,
+        name: str,
+        role: str,
+        now: datetime,
+        gemeente: str | None = None,
+        parent_oin: OIN | None = None,
+    ) -> None:
+        """Register an organisation (a creditor, team, back office or municipality)."""
+        conn.execute(
+            insert(partners).values(
+                oin=oin,
+                name=name,
+                role=role,
+                gemeente=gemeente,
+                parent_oin=parent_oin,
+                created_at=now,
+            )
+        )
+
+    def partner(self, conn: Connection, oin: str) -> dict[str, object]:
+        row = conn.execute(select(partners).where(partners.c.oin == oin)).mappings().first()
+        if row is None:
+            raise PartnerUnknown(f"no partner {oin}")
+        return dict(row)
+
+    def add_key(self, conn: Connection, *, oin: OIN, key: PublicKey, now: datetime) -> None:
+        """Register one of a partner's public keys."""
+        conn.execute(
+            insert(partner_keys).values(
+                kid=key.kid,
+                partner_oin=oin,
+                use=key.use,
+                jwk=json.dumps(key.jwk, sort_keys=True),
+                registered_at=now,
+            )
+        )
+
+    def revoke_key(self, conn: Connection, kid: str, *, now: datetime) -> bool:
+        """Refuse a partner key from now on; false when there is no such key."""
+        result = conn.execute(
+            update(partner_keys)
+            .where(partner_keys.c.kid == kid, partner_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return result.rowcount > 0
+
+    def keys_of(self, conn: Connection, oin: str) -> list[dict[str, object]]:
+        rows = conn.execute(
+            select(partner_keys)
+            .where(partner_keys.c.partner_oin == oin)
+            .order_by(partner_keys.c.registered_at)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+    def signer_lookup(self, conn: Connection, sender: OIN, *, now: datetime) -> SignerLookup:
+        """A lookup of signing keys for one batch from ``sender``."""
+        rows = conn.execute(
+            select(partner_keys).where(
+                partner_keys.c.partner_oin == sender, partner_keys.c.use == "sig"
+            )
+        ).mappings()
+        own = {r["kid"]: self._signer(r, now) for r in rows}
+        return SignerLookup(self, conn, own, now)
+
+    def _signer(self, row: RowMapping, now: datetime) -> SignerKey:
+        kid = row["kid"]
+        key = self._keys.get(kid)
+        if key is None:
+            key = PublicKey.from_jwk(json.loads(row["jwk"]))
+            self._keys[kid] = key
+        revoked_at, not_after = row["revoked_at"], row["not_after"]
+        revoked = (revoked_at is not None and revoked_at <= now) or (
+            not_after is not None and not_after <= now
+        )
+        return SignerKey(key=key, owner=OIN(row["partner_oin"]), revoked=revoked)
+
+    def add_certificate(
+        self, conn: Connection, identity: CertificateIdentity, *, now: datetime
+    ) -> None:
+        """Register a partner's TLS client certificate."""
+        conn.execute(
+            insert(partner_certificates).values(
+                fingerprint=identity.fingerprint,
+                partner_oin=identity.oin,
+                not_after=identity.not_after,
+                registered_at=now,
+            )
+        )
+
+    def store_outreach_keyset(
+        self, conn: Connection, *, gemeente: str, signed: str, now: datetime
+    ) -> OutreachKeySet:
+        """Replace a municipality's key set, after checking it against its signing keys."""
+        keyset = self._verify_keyset(conn, gemeente, signed)
+        exists = conn.execute(
+            select(outreach_keysets.c.gemeente).where(outreach_keysets.c.gemeente == gemeente)
+        ).first()
+        if exists:
+            conn.execute(
+                update(outreach_keysets)
+                .where(outreach_keysets.c.gemeente == gemeente)
+                .values(signed=signed, updated_at=now)
+            )
+        else:
+            conn.execute(
+                insert(outreach_keysets).values(gemeente=gemeente, signed=signed, updated_at=now)
+            )
+        return keyset
+
+    def outreach_keyset(self, conn: Connection, gemeente: str) -> OutreachKeySet | None:
+        """The current, verified key set of a municipality (None when it has none)."""
+        signed = conn.execute(
+            select(outreach_keysets.c.signed).where(outreach_keysets.c.gemeente == gemeente)
+        ).scalar()
+        if signed is None:
+            return None
+        cached = self._keysets.get(gemeente)
+        if cached is not None and cached[0] == signed:
+            return cached[1]
+        keyset = self._verify_keyset(conn, gemeente, signed)
+        self._keysets[gemeente] = (signed, keyset)
+        return keyset
+
+    def _verify_keyset(self, conn: Connection, gemeente: str, signed: str) -> OutreachKeySet:
+        rows = conn.execute(
+            select(partner_keys)
+            .join(partners, partners.c.oin == partner_keys.c.partner_oin)
+            .where(
+                partners.c.role == "municipality",
+                partners.c.gemeente == gemeente,
+                partner_keys.c.use == "sig",
+                partner_keys.c.revoked_at.is_(None),
+            )
+        ).mappings()
+        pinned = [PublicKey.from_jwk(json.loads(r["jwk"])) for r in rows]
+        return verify_outreach_keyset(signed, pinned=pinned, gemeente=gemeente)
+
+
+class SignerLookup:
+    """Resolves a kid to a signer key for one batch; unknown kids are looked up once."""
+
+    def __init__(
+        self, directory: Directory, conn: Connection, own: dict[str, SignerKey], now: datetime
+    ) -> None:
+        self._directory = directory
+        self._conn = conn
+        self._known: dict[str, SignerKey | None] = dict(own)
+        self._now = now
+
+    def __call__(self, kid: KeyID) -> SignerKey | None:
+        if kid not in self._known:
+            row = (
+                self._conn.execute(
+                    select(partner_keys).where(
+                        partner_keys.c.kid == kid, partner_keys.c.use == "sig"
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            self._known[kid] = None if row is None else self._directory._signer(row, self._now)
+        return self._known[kid]

@@ -1,0 +1,34 @@
+"""Where a signal goes. Until matching lands: the municipality's default team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from gateway.schema import Notice
+from keys.jwk import OIN, KeyID
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
+
+
+@dataclass(frozen=True)
+class Route:
+    """The one recipient a signal goes to, the key its contact block is stripped to."""
+
+    recipient: OIN
+    kid: KeyID
+    reason: str
+
+
+def route(gw: Gateway, conn: Connection, notice: Notice) -> Route | None:
+    """The default team of the notice's municipality, or None when it has none."""
+    team = gw.settings.default_teams.get(notice.gemeente)
+    if team is None:
+        return None
+    keyset = gw.directory.outreach_keyset(conn, notice.gemeente)
+    if keyset is None:
+        return None
+    return Route(OIN(team), keyset.recipient(team).key.kid, "default_team")

@@ -1,0 +1,47 @@
+"""The composition root of the gateway: one place that wires the concrete parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from gateway.clock import Clock, SystemClock
+from gateway.partners import Directory
+from gateway.settings import Settings
+from gateway.store.atrest import BucketCipher
+from gateway.store.auditlog import AuditLog
+from gateway.store.engine import make_engine, migrate
+from keys.atrest import FileMasterKeys
+from keys.home import PartyHome
+from keys.keyring import Keyring
+
+
+@dataclass
+class Gateway:
+    """Everything a request needs, built once."""
+
+    settings: Settings
+    engine: Engine
+    keyring: Keyring
+    cipher: BucketCipher
+    audit: AuditLog
+    clock: Clock
+    directory: Directory = field(default_factory=Directory)
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock | None = None) -> Gateway:
+        """Connect to the store (migrating it) and load the gateway's keys."""
+        engine = make_engine(settings.store_url)
+        migrate(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            keyring=PartyHome(settings.home).keyring(),
+            cipher=BucketCipher(FileMasterKeys(settings.master_keys_dir)),
+            audit=AuditLog(),
+            clock=clock or SystemClock(),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,92 @@
+"""The gateway's configuration: one object, built once at start-up and passed down.
+
+Values come from ``HOME/settings.json`` (written by ``init``), overridden by
+``SIGNAALPOORT_*`` environment variables. ``config show`` prints it with secrets masked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.schema import Category
+
+DEFAULT_RETENTION_MONTHS = 6
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be told; see docs/ for what each value means."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGNAALPOORT_", extra="forbid")
+
+    home: Path
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL; empty means SQLite in the home"
+    )
+    gateway_id: str = Field(description="the gateway's id: the aud of every notice")
+    default_teams: dict[str, str] = Field(
+        default_factory=dict, description="gemeente code -> OIN of the team that gets its signals"
+    )
+    retention_months: dict[Category, int] = Field(
+        default_factory=lambda: {c: DEFAULT_RETENTION_MONTHS for c in Category}
+    )
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8443
+
+    @field_validator("retention_months")
+    @classmethod
+    def _positive(cls, value: dict[Category, int]) -> dict[Category, int]:
+        if any(months < 1 for months in value.values()):
+            raise ValueError("retention must be at least one month")
+        return {**{c: DEFAULT_RETENTION_MONTHS for c in Category}, **value}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the home's settings file.
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, home: Path) -> Settings:
+        """Settings for the gateway whose home is ``home``."""
+        path = home / "settings.json"
+        values: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        values["home"] = home
+        return cls(**values)
+
+    @property
+    def store_url(self) -> str:
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.home / 'gateway.db').resolve()}"
+
+    @property
+    def master_keys_dir(self) -> Path:
+        return self.home / "master-keys"
+
+    def shown(self) -> dict[str, Any]:
+        """The settings as ``config show`` prints them: secrets masked."""
+        data = self.model_dump(mode="json")
+        url = self.store_url
+        data["database_url"] = _mask_url(url)
+        return data
+
+
+def _mask_url(url: str) -> str:
+    # postgresql://user:password@host/db -> postgresql://user:***@host/db
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}" if ":" in creds else url

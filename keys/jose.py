@@ -1,0 +1,149 @@
+"""The JOSE profile: one algorithm per job, strict headers, canonical JSON.
+
+Headers are checked here, against explicit allow-lists, before ``joserfc`` is asked to
+do any cryptography: ``none``, ``zip``, ``b64``, ``crit``, key URLs and embedded keys
+are refused, as is every algorithm but ES256 (signatures) and ECDH-ES+A256KW with
+A256GCM (encryption).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from joserfc.jwe import JWERegistry
+from joserfc.jws import JWSRegistry
+from joserfc.registry import HeaderParameter
+
+SIG_ALG = "ES256"
+KEY_ALG = "ECDH-ES+A256KW"
+ENC_ALG = "A256GCM"
+
+JWS_HEADERS = frozenset({"alg", "kid", "typ", "cty"})
+JWE_HEADERS = frozenset({"alg", "enc", "kid", "cty", "typ", "epk"})
+
+# Headers the profile never accepts; each has its own cause in the audit log.
+_CAUSE_FOR_HEADER = {"zip": "zip_forbidden", "crit": "crit_unsupported"}
+
+
+class HeaderError(ValueError):
+    """A header fails the profile; ``cause`` names the envelope cause."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class _BigJWSRegistry(JWSRegistry):
+    # Receipts list up to a whole batch file, far above joserfc's 128 kB default.
+    max_payload_length = 64 * 1024 * 1024
+
+
+JWS_REGISTRY = JWSRegistry(algorithms=[SIG_ALG], strict_check_header=True)
+RECEIPT_REGISTRY = _BigJWSRegistry(algorithms=[SIG_ALG], strict_check_header=True)
+JWE_REGISTRY = JWERegistry(algorithms=[KEY_ALG, ENC_ALG], strict_check_header=True)
+CONTACT_REGISTRY = JWERegistry(
+    header_registry={"jti": HeaderParameter("Notice id the block is bound to", "str", True)},
+    algorithms=[KEY_ALG, ENC_ALG],
+    strict_check_header=True,
+    verify_all_recipients=False,
+)
+
+
+def b64d(part: str) -> bytes:
+    """Strict base64url without padding."""
+    if "=" in part or not part.isascii():
+        raise ValueError("base64url without padding expected")
+    try:
+        data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("invalid base64url") from exc
+    # Refuse non-canonical trailing bits, so that every flipped bit changes the bytes.
+    if b64e(data) != part:
+        raise ValueError("non-canonical base64url")
+    return data
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON: sorted keys, no spaces, UTF-8 (the bytes that get signed/hashed)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def loads_object(data: bytes | str) -> dict[str, Any]:
+    """Parse JSON that must be an object; duplicate keys are refused."""
+    obj = json.loads(data, object_pairs_hook=_no_duplicates)
+    if not isinstance(obj, dict):
+        raise ValueError("a JSON object is expected")
+    return obj
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError("duplicate member in JSON object")
+        out[k] = v
+    return out
+
+
+def compact_parts(token: str, count: int) -> list[str]:
+    """Split a compact serialization; every part must be canonical base64url."""
+    parts = token.split(".")
+    if len(parts) != count:
+        raise HeaderError("malformed")
+    try:
+        for part in parts:
+            b64d(part)
+    except ValueError:
+        raise HeaderError("malformed") from None
+    return parts
+
+
+def parse_header(part: str) -> dict[str, Any]:
+    try:
+        header = loads_object(b64d(part))
+    except ValueError as exc:
+        raise HeaderError("malformed") from exc
+    return header
+
+
+def check_jws_header(header: dict[str, Any], *, typ: str | None) -> None:
+    _check_common(header, JWS_HEADERS)
+    if header.get("alg") != SIG_ALG:
+        raise HeaderError("alg_forbidden")
+    if not isinstance(header.get("kid"), str):
+        raise HeaderError("header_invalid")
+    if typ is not None and header.get("typ") != typ:
+        raise HeaderError("header_invalid")
+
+
+def check_jwe_header(header: dict[str, Any], *, allowed: frozenset[str] = JWE_HEADERS) -> None:
+    _check_common(header, allowed)
+    if header.get("alg") != KEY_ALG or header.get("enc") != ENC_ALG:
+        raise HeaderError("alg_forbidden")
+    if not isinstance(header.get("kid"), str):
+        raise HeaderError("header_invalid")
+    epk = header.get("epk")
+    if not isinstance(epk, dict) or epk.get("kty") != "EC" or epk.get("crv") != "P-256":
+        raise HeaderError("header_invalid")
+    if set(epk) - {"kty", "crv", "x", "y"}:
+        raise HeaderError("header_invalid")
+
+
+def _check_common(header: dict[str, Any], allowed: frozenset[str]) -> None:
+    for name, cause in _CAUSE_FOR_HEADER.items():
+        if name in header:
+            raise HeaderError(cause)
+    if header.get("alg") == "none":
+        raise HeaderError("alg_forbidden")
+    if set(header) - allowed:
+        raise HeaderError("header_invalid")
+    for name in ("typ", "cty"):
+        if name in header and not isinstance(header[name], str):
+            raise HeaderError("header_invalid")

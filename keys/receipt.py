@@ -1,0 +1,47 @@
+"""Receipts: the gateway's signed account of what became of each envelope.
+
+One shape for every intake (docs/envelope.md, "Receipt"). Receipts are built by the
+gateway, signed here, and verified by the creditor against the gateway's published keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from keys.errors import ReceiptInvalid
+from keys.jose import RECEIPT_REGISTRY
+from keys.jwk import PrivateKey, PublicKey
+from keys.signed import sign_document, verify_document
+
+RECEIPT_TYP = "receipt+jwt"
+OUTCOMES = ("accepted", "duplicate", "refused")
+_ITEM_MEMBERS = frozenset({"position", "envelopeSha256", "jti", "outcome", "reason"})
+_RECEIPT_MEMBERS = frozenset({"iss", "aud", "id", "iat", "intake", "source", "items"})
+
+
+def sign_receipt(receipt: dict[str, Any], *, signer: PrivateKey) -> str:
+    """Check the receipt's shape and sign it with the gateway's signing key."""
+    _check(receipt)
+    return sign_document(receipt, typ=RECEIPT_TYP, signer=signer, registry=RECEIPT_REGISTRY)
+
+
+def verify_receipt(token: str, *, keys: Sequence[PublicKey]) -> dict[str, Any]:
+    """Verify a receipt's signature by one of the gateway's keys, and its shape."""
+    receipt = verify_document(
+        token, typ=RECEIPT_TYP, keys=keys, error=ReceiptInvalid, registry=RECEIPT_REGISTRY
+    )
+    _check(receipt)
+    return receipt
+
+
+def _check(receipt: dict[str, Any]) -> None:
+    if set(receipt) != _RECEIPT_MEMBERS or not isinstance(receipt["items"], list):
+        raise ReceiptInvalid("receipt members are wrong", cause="malformed")
+    for position, item in enumerate(receipt["items"]):
+        if not isinstance(item, dict) or set(item) != _ITEM_MEMBERS:
+            raise ReceiptInvalid("receipt item members are wrong", cause="malformed")
+        if item["position"] != position or item["outcome"] not in OUTCOMES:
+            raise ReceiptInvalid("receipt item is inconsistent", cause="malformed")
+        if (item["outcome"] == "refused") != (item["reason"] is not None):
+            raise ReceiptInvalid("a refusal needs a reason, and only a refusal", cause="malformed")
