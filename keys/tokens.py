@@ -1,0 +1,299 @@
+"""Keyed match tokens: the only form in which a person's identifying fields leave a party.
+
+A token is ``base64url(HMAC-SHA256(key_type, field ‖ 0x1F ‖ field …)[:16])`` over
+normalised fields (``keys.normalise``). Each token type has its own key, derived with
+HKDF-SHA256 from the linkage secret (salt ``signaalpoort/match-tokens/v1``, info
+``token:<type>``), so a token of one type says nothing about a token of another. The
+creditor and the municipality hold the linkage secret; the gateway, which compares the
+tokens, never does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from keys import normalise
+from keys.errors import SecretInvalid
+from keys.jose import b64d, b64e
+
+__all__ = [
+    "TOKEN_TYPES",
+    "LinkageSecret",
+    "NoticeTokens",
+    "PersonFields",
+    "Tokeniser",
+    "notice_tokens",
+]
+
+SECRET_BYTES = 32
+TOKEN_BYTES = 16
+HKDF_SALT = b"signaalpoort/match-tokens/v1"
+FIELD_SEPARATOR = "\x1f"
+
+TOKEN_TYPES: tuple[str, ...] = (
+    "bsn",
+    "naam_init_geb",
+    "pc_hnr_geb",
+    "naam_pc_hnr",
+    "fon_init_geb",
+    "fon_pc_hnr",
+    "init_pc_hnr",
+)
+"""Token types and their fields, in this order:
+
+- ``bsn``: BSN (only from categories allowed to hold one);
+- ``naam_init_geb``: core surname, first initial, birth date;
+- ``pc_hnr_geb``: postcode, house number, birth date;
+- ``naam_pc_hnr``: core surname, postcode, house number;
+- ``fon_init_geb``: phonetic key of the core surname, first initial, birth date;
+- ``fon_pc_hnr``: phonetic key of the core surname, postcode, house number;
+- ``init_pc_hnr``: first initial, postcode, house number (weak; finds people known by
+  a surname the register does not list, such as a partner's under naamgebruik E).
+"""
+
+_KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@dataclass(frozen=True, repr=False)
+class LinkageSecret:
+    """The secret shared by creditors and the municipality from which token keys derive."""
+
+    kid: str
+    secret: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kid, str) or not _KID.fullmatch(self.kid):
+            raise SecretInvalid("linkage secret: kid must be 1-64 of [A-Za-z0-9._-]")
+        if not isinstance(self.secret, bytes) or len(self.secret) != SECRET_BYTES:
+            raise SecretInvalid(f"linkage secret: must be {SECRET_BYTES} bytes")
+
+    @classmethod
+    def generate(cls, *, now: datetime) -> LinkageSecret:
+        """A fresh random secret with a kid like ``lk-20261122-1a2b3c4d`` (UTC date)."""
+        day = now.astimezone(UTC) if now.tzinfo is not None else now
+        kid = f"lk-{day:%Y%m%d}-{secrets.token_hex(4)}"
+        return cls(kid=kid, secret=secrets.token_bytes(SECRET_BYTES))
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"kid": ..., "secret": <base64url>}``; this holds the secret in the clear."""
+        return {"kid": self.kid, "secret": b64e(self.secret)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinkageSecret:
+        """The inverse of ``to_dict``; anything else raises ``SecretInvalid``."""
+        if not isinstance(data, Mapping) or set(data) != {"kid", "secret"}:
+            raise SecretInvalid("linkage secret: expected exactly the members kid and secret")
+        kid, encoded = data["kid"], data["secret"]
+        if not isinstance(kid, str) or not isinstance(encoded, str):
+            raise SecretInvalid("linkage secret: kid and secret must be strings")
+        try:
+            secret = b64d(encoded)
+        except ValueError:
+            raise SecretInvalid("linkage secret: secret is not base64url") from None
+        return cls(kid=kid, secret=secret)
+
+    def __repr__(self) -> str:
+        return f"LinkageSecret(kid={self.kid!r}, secret=<{len(self.secret)} bytes redacted>)"
+
+
+def _derive(secret: bytes, type_: str) -> bytes:
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=HKDF_SALT,
+        info=b"token:" + type_.encode("ascii"),
+    )
+    return hkdf.derive(secret)
+
+
+@dataclass(frozen=True)
+class PersonFields:
+    """The normalised fields of one person that tokens are made of; None is unknown."""
+
+    cores: tuple[str, ...]
+    initial: str
+    birth_date: str | None
+    postcode: str | None
+    huisnummer: int | None
+    bsn: str | None
+
+    @classmethod
+    def from_creditor(
+        cls,
+        *,
+        achternaam: str,
+        voorvoegsel: str,
+        voorletters: str,
+        geboortedatum: str,
+        postcode: str,
+        huisnummer: str | int,
+        bsn: str = "",
+    ) -> PersonFields:
+        """What a creditor knows, as it knows it; an invalid field raises ``FieldInvalid``."""
+        return cls(
+            cores=tuple(normalise.surname_cores(achternaam, voorvoegsel)),
+            initial=normalise.initials(voorletters)[:1],
+            birth_date=normalise.optional_birth_date(geboortedatum),
+            postcode=_optional_postcode(postcode),
+            huisnummer=_optional_huisnummer(huisnummer),
+            bsn=normalise.bsn(bsn) if bsn.strip() else None,
+        )
+
+    @classmethod
+    def from_register(
+        cls,
+        *,
+        geslachtsnaam: str,
+        voorvoegsel: str,
+        voornamen: str,
+        naamgebruik: str,
+        partner_geslachtsnaam: str,
+        partner_voorvoegsel: str,
+        geboortedatum: str,
+        postcode: str,
+        huisnummer: str | int,
+        bsn: str,
+    ) -> PersonFields:
+        """One BRP record, with every surname a creditor may know (``name_variants``).
+
+        A partly unknown BRP birth date (``1960-00-00``, ``1960-05-00``) counts as
+        unknown; any other invalid field raises ``FieldInvalid``.
+        """
+        cores = normalise.name_variants(
+            geslachtsnaam=geslachtsnaam,
+            voorvoegsel=voorvoegsel,
+            naamgebruik=naamgebruik,
+            partner_geslachtsnaam=partner_geslachtsnaam,
+            partner_voorvoegsel=partner_voorvoegsel,
+        )
+        known_date = "" if geboortedatum.strip().endswith("-00") else geboortedatum
+        return cls(
+            cores=tuple(cores),
+            initial=normalise.initials(voornamen)[:1],
+            birth_date=normalise.optional_birth_date(known_date),
+            postcode=_optional_postcode(postcode),
+            huisnummer=_optional_huisnummer(huisnummer),
+            bsn=normalise.bsn(bsn) if bsn.strip() else None,
+        )
+
+
+def _optional_postcode(value: str) -> str | None:
+    return normalise.postcode(value) if value.strip() else None
+
+
+def _optional_huisnummer(value: str | int) -> int | None:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return normalise.huisnummer(value)
+
+
+class Tokeniser:
+    """Makes match tokens with the keys derived from one linkage secret."""
+
+    __slots__ = ("_kid", "_macs")
+
+    def __init__(self, secret: LinkageSecret) -> None:
+        self._kid = secret.kid
+        self._macs = {t: _hmac_state(_derive(secret.secret, t)) for t in TOKEN_TYPES}
+
+    @property
+    def kid(self) -> str:
+        """The kid of the linkage secret, carried beside the tokens it keyed."""
+        return self._kid
+
+    def token(self, type_: str, *fields: str) -> str:
+        """The token of one type over already normalised fields."""
+        try:
+            state = self._macs[type_]
+        except KeyError:
+            raise ValueError(f"unknown token type {type_!r}") from None
+        _check_fields(fields)
+        return _mac(state, FIELD_SEPARATOR.join(fields))
+
+    def tokens(self, person: PersonFields, *, include_bsn: bool = False) -> dict[str, list[str]]:
+        """Every token whose fields are all known: one per core surname where a surname
+        is used; values sorted and unique; types without a value left out.
+        """
+        # The register side calls this a million times: messages are built inline
+        # rather than through ``token``, and the fields are checked once per person.
+        cores = list(dict.fromkeys(c for c in person.cores if c))
+        initial, born = person.initial, person.birth_date
+        _check_fields((*cores, initial, born or "", person.postcode or "", person.bsn or ""))
+        sounds = list(dict.fromkeys(k for k in map(normalise.phonetic, cores) if k))
+        address = None
+        if person.postcode is not None and person.huisnummer is not None:
+            address = f"{person.postcode}\x1f{person.huisnummer}"
+        macs = self._macs
+        out: dict[str, list[str]] = {}
+
+        def put(type_: str, messages: list[str]) -> None:
+            if messages:
+                state = macs[type_]
+                out[type_] = sorted({_mac(state, m) for m in messages})
+
+        if include_bsn and person.bsn:
+            put("bsn", [person.bsn])
+        if initial and born:
+            put("naam_init_geb", [f"{c}\x1f{initial}\x1f{born}" for c in cores])
+        if address is not None:
+            if born:
+                put("pc_hnr_geb", [f"{address}\x1f{born}"])
+            put("naam_pc_hnr", [f"{c}\x1f{address}" for c in cores])
+        if initial and born:
+            put("fon_init_geb", [f"{k}\x1f{initial}\x1f{born}" for k in sounds])
+        if address is not None:
+            put("fon_pc_hnr", [f"{k}\x1f{address}" for k in sounds])
+            if initial:
+                put("init_pc_hnr", [f"{initial}\x1f{address}"])
+        return out
+
+
+def _check_fields(fields: tuple[str, ...]) -> None:
+    for field in fields:
+        if FIELD_SEPARATOR in field:
+            # The separator inside a field would let two field lists share one token.
+            raise ValueError("a token field contains the field separator")
+
+
+def _sha256(data: bytes = b"") -> Any:
+    return hashlib.sha256(data)
+
+
+def _hmac_state(key: bytes) -> hmac.HMAC:
+    # A digestmod that is not OpenSSL's own constructor makes ``hmac`` build HMAC from two
+    # SHA-256 states (RFC 2104) that ``copy`` clones cheaply; OpenSSL 3's HMAC spends
+    # more on per-call set-up than on a short message, and this runs a million times.
+    return hmac.new(key, digestmod=_sha256)
+
+
+def _mac(state: hmac.HMAC, message: str) -> str:
+    mac = state.copy()
+    mac.update(message.encode())
+    digest = mac.digest()[:TOKEN_BYTES]
+    # base64url of 16 bytes is 22 characters and two "=" of padding, which go.
+    return base64.urlsafe_b64encode(digest)[:22].decode("ascii")
+
+
+class NoticeTokens(TypedDict):
+    """The ``tokens`` member of a notice: the secret's kid and tokens per type."""
+
+    kid: str
+    values: dict[str, list[str]]
+
+
+def notice_tokens(
+    tokeniser: Tokeniser, person: PersonFields, *, include_bsn: bool = False
+) -> NoticeTokens:
+    """The tokens of one person in the shape a notice carries them."""
+    return {"kid": tokeniser.kid, "values": tokeniser.tokens(person, include_bsn=include_bsn)}
