@@ -9,11 +9,13 @@ key that opens it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jwe
 from joserfc.errors import JoseError
+from joserfc.jwe import GeneralJSONSerialization
 
 from keys.errors import ContactBlockInvalid
 from keys.jose import (
@@ -22,6 +24,7 @@ from keys.jose import (
     KEY_ALG,
     HeaderError,
     b64d,
+    b64e,
     canonical,
     check_jwe_header,
     loads_object,
@@ -90,7 +93,9 @@ def check_contact_block(block: Any, *, jti: str) -> list[KeyID]:
         raise ContactBlockInvalid("contact header is not JSON", cause="malformed") from None
     if set(protected) != _PROTECTED or protected.get("enc") != ENC_ALG:
         raise ContactBlockInvalid("contact header refused", cause="header_invalid")
-    if protected.get("cty") != CONTACT_CTY:
+    if protected.get("cty") != CONTACT_CTY or _compact_header(protected) != block["protected"]:
+        # The AAD is the protected member as received; JOSE libraries that rebuild it
+        # from the parsed header need it in compact form, so the profile requires that.
         raise ContactBlockInvalid("contact header refused", cause="header_invalid")
     if protected.get("jti") != jti:
         raise ContactBlockInvalid("contact block belongs to another notice", cause="wrong_notice")
@@ -105,6 +110,8 @@ def check_contact_block(block: Any, *, jti: str) -> list[KeyID]:
         if not isinstance(header, dict) or not isinstance(r["encrypted_key"], str):
             raise ContactBlockInvalid("contact recipient malformed", cause="malformed")
         try:
+            if "enc" in header:
+                raise HeaderError("header_invalid")
             check_jwe_header({**header, "enc": ENC_ALG}, allowed=_RECIPIENT_HEADER | {"enc"})
             b64d(r["encrypted_key"])
         except (HeaderError, ValueError) as exc:
@@ -134,10 +141,16 @@ def open_contact(block: dict[str, Any], *, keys: Sequence[PrivateKey], jti: str)
         raise ContactBlockInvalid("none of our keys is a recipient", cause="not_a_recipient")
     single = strip_contact(block, kid=key.kid)
     try:
-        plaintext = jwe.decrypt_json(single, key.jose, registry=CONTACT_REGISTRY).plaintext
+        plaintext = jwe.decrypt_json(
+            cast(GeneralJSONSerialization, single), key.jose, registry=CONTACT_REGISTRY
+        ).plaintext
         contact = loads_object(plaintext or b"")
     except (JoseError, ValueError) as exc:
         raise ContactBlockInvalid("contact block does not decrypt", cause="decrypt_failed") from exc
     if set(contact) - set(CONTACT_FIELDS) or not all(isinstance(v, str) for v in contact.values()):
         raise ContactBlockInvalid("contact content has the wrong shape", cause="malformed")
     return contact
+
+
+def _compact_header(header: dict[str, Any]) -> str:
+    return b64e(json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii"))

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from joserfc import jwe, jws
 from joserfc.errors import JoseError
@@ -105,7 +105,7 @@ def open_envelope(
     except (HeaderError, UnicodeDecodeError) as exc:
         raise EnvelopeInvalid("envelope header refused", cause=_cause(exc)) from None
 
-    key = next((k for k in intake_keys if k.kid == outer["kid"]), None)
+    key = next((k for k in intake_keys if k.kid == outer["kid"] and k.use == "enc"), None)
     if key is None:
         raise EnvelopeInvalid("envelope is not for an intake key of ours", cause="wrong_recipient")
     if outer.get("cty") != ENVELOPE_CTY:
@@ -185,7 +185,7 @@ def _check_claims(
         raise EnvelopeInvalid("notice lifetime is too long", cause="lifetime_too_long")
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

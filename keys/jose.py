@@ -21,7 +21,7 @@ SIG_ALG = "ES256"
 KEY_ALG = "ECDH-ES+A256KW"
 ENC_ALG = "A256GCM"
 
-JWS_HEADERS = frozenset({"alg", "kid", "typ", "cty"})
+JWS_HEADERS = frozenset({"alg", "kid", "typ"})
 JWE_HEADERS = frozenset({"alg", "enc", "kid", "cty", "typ", "epk"})
 
 # Headers the profile never accepts; each has its own cause in the audit log.
@@ -76,11 +76,28 @@ def canonical(obj: Any) -> bytes:
 
 
 def loads_object(data: bytes | str) -> dict[str, Any]:
-    """Parse JSON that must be an object; duplicate keys are refused."""
-    obj = json.loads(data, object_pairs_hook=_no_duplicates)
+    """Parse strict JSON that must be an object.
+
+    UTF-8 only (no BOM, no UTF-16/32), no duplicate members, no NaN or Infinity, and no
+    lone surrogates: anything whose canonical form would differ from what was parsed.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise ValueError("JSON must be UTF-8") from exc
+    obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     if not isinstance(obj, dict):
         raise ValueError("a JSON object is expected")
+    if "\\u" in text:
+        try:
+            canonical(obj)
+        except UnicodeEncodeError as exc:
+            raise ValueError("lone surrogate in JSON string") from exc
     return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -93,8 +93,8 @@ class Keyring:
                 entries.append(
                     KeyEntry(
                         key=PrivateKey.from_jwk(item["jwk"]),
-                        created=datetime.fromisoformat(item["created"]),
-                        activates=datetime.fromisoformat(item["activates"]),
+                        created=_time(item["created"]),
+                        activates=_time(item["activates"]),
                         retires=_opt_time(item.get("retires")),
                         revoked=_opt_time(item.get("revoked")),
                     )
@@ -175,7 +175,7 @@ class Keyring:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a file atomically with mode 0600 (private keys, secrets)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         os.fchmod(fd, 0o600)
@@ -189,5 +189,12 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
+def _time(value: Any) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("keyring times carry a time zone")
+    return moment
+
+
 def _opt_time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return _time(value) if value else None

@@ -7,6 +7,7 @@ cannot slip in a key of its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,9 +15,11 @@ from typing import Any
 
 from keys.errors import KeyringError, KeySetInvalid
 from keys.jwk import OIN, PrivateKey, PublicKey
+from keys.limits import MAX_CONTACT_RECIPIENTS
 from keys.signed import sign_document, verify_document
 
 KEYSET_TYP = "outreach-keys+jwt"
+_OIN = re.compile(r"^[0-9]{20}$")
 
 
 @dataclass(frozen=True)
@@ -76,22 +79,30 @@ def verify_outreach_keyset(
     if doc.get("gemeente") != gemeente:
         raise KeySetInvalid("key set is for another municipality", cause="wrong_gemeente")
     items = doc.get("recipients")
-    if not isinstance(items, list) or not items:
-        raise KeySetInvalid("key set lists no recipients", cause="malformed")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_CONTACT_RECIPIENTS:
+        raise KeySetInvalid("key set lists 1 to 64 recipients", cause="malformed")
     try:
         recipients = tuple(_recipient(item) for item in items)
     except (KeyError, TypeError, KeyringError) as exc:
         raise KeySetInvalid("key set entry is malformed", cause="malformed") from exc
     if len({r.key.kid for r in recipients}) != len(recipients):
         raise KeySetInvalid("key set lists a key twice", cause="malformed")
-    issued = doc.get("iat")
-    if not isinstance(issued, int) or not isinstance(doc.get("iss"), str):
+    issued, issuer = doc.get("iat"), doc.get("iss")
+    if type(issued) is not int or not isinstance(issuer, str) or not _OIN.match(issuer):
         raise KeySetInvalid("key set lacks iss or iat", cause="malformed")
-    return OutreachKeySet(gemeente, OIN(doc["iss"]), issued, recipients, signed)
+    return OutreachKeySet(gemeente, OIN(issuer), issued, recipients, signed)
 
 
 def _recipient(item: Any) -> OutreachRecipient:
+    if not isinstance(item, dict) or set(item) != {"oin", "name", "jwk"}:
+        raise KeyringError("a key set entry has exactly oin, name and jwk")
     key = PublicKey.from_jwk(item["jwk"])
-    if key.use != "enc" or not isinstance(item["oin"], str) or not isinstance(item["name"], str):
+    oin, name = item["oin"], item["name"]
+    if (
+        key.use != "enc"
+        or not isinstance(oin, str)
+        or not _OIN.match(oin)
+        or not isinstance(name, str)
+    ):
         raise KeyringError("outreach keys are encryption keys with an oin and a name")
     return OutreachRecipient(OIN(item["oin"]), item["name"], key)

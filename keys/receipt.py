@@ -6,6 +6,7 @@ gateway, signed here, and verified by the creditor against the gateway's publish
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from keys.signed import sign_document, verify_document
 
 RECEIPT_TYP = "receipt+jwt"
 OUTCOMES = ("accepted", "duplicate", "refused")
+INTAKES = ("rest", "sftp")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ITEM_MEMBERS = frozenset({"position", "envelopeSha256", "jti", "outcome", "reason"})
 _RECEIPT_MEMBERS = frozenset({"iss", "aud", "id", "iat", "intake", "source", "items"})
 
@@ -38,10 +41,15 @@ def verify_receipt(token: str, *, keys: Sequence[PublicKey]) -> dict[str, Any]:
 def _check(receipt: dict[str, Any]) -> None:
     if set(receipt) != _RECEIPT_MEMBERS or not isinstance(receipt["items"], list):
         raise ReceiptInvalid("receipt members are wrong", cause="malformed")
+    if receipt["intake"] not in INTAKES:
+        raise ReceiptInvalid("receipt names an unknown intake", cause="malformed")
     for position, item in enumerate(receipt["items"]):
         if not isinstance(item, dict) or set(item) != _ITEM_MEMBERS:
             raise ReceiptInvalid("receipt item members are wrong", cause="malformed")
-        if item["position"] != position or item["outcome"] not in OUTCOMES:
+        if type(item["position"]) is not int or item["position"] != position:
+            raise ReceiptInvalid("receipt item is out of place", cause="malformed")
+        sha = item["envelopeSha256"]
+        if item["outcome"] not in OUTCOMES or not isinstance(sha, str) or not _SHA256.match(sha):
             raise ReceiptInvalid("receipt item is inconsistent", cause="malformed")
         if (item["outcome"] == "refused") != (item["reason"] is not None):
             raise ReceiptInvalid("a refusal needs a reason, and only a refusal", cause="malformed")

@@ -50,5 +50,5 @@ def open_secret(
     )
     try:
         return LinkageSecret.from_dict(doc)
-    except (KeyError, TypeError, ValueError, KeyringError) as exc:
+    except (KeyError, TypeError, ValueError, KeyringError, SecretInvalid) as exc:
         raise SecretInvalid("sealed secret is malformed", cause="malformed") from exc
