@@ -408,11 +408,36 @@ def _gateway(party: PartyHome) -> Gateway:
     return Gateway.open(Settings.load(party.path))
 
 
+EXIT_CODES: dict[str, int] = {
+    # keys: a key, pin, secret or format this party holds is missing or wrong
+    "error": EXIT_CONFIG,
+    "envelope_invalid": EXIT_REFUSED,
+    "contact_block_invalid": EXIT_REFUSED,
+    "receipt_invalid": EXIT_REFUSED,
+    "keyset_invalid": EXIT_CONFIG,
+    "keyring_invalid": EXIT_CONFIG,
+    "certificate_invalid": EXIT_CONFIG,
+    "master_key_destroyed": EXIT_CONFIG,
+    "at_rest_invalid": EXIT_CONFIG,
+    "secret_invalid": EXIT_CONFIG,
+    "field_invalid": EXIT_REFUSED,
+    # gateway
+    "gateway_error": EXIT_CONFIG,
+    "audit_broken": EXIT_REFUSED,
+    "store_unavailable": EXIT_STORE,
+    "partner_unknown": EXIT_CONFIG,
+    # adapters
+    "adapter_error": EXIT_CONFIG,
+    "row_invalid": EXIT_REFUSED,
+    "not_enrolled": EXIT_CONFIG,
+    "transport_failed": EXIT_STORE,
+}
+"""Every error code's exit status; a test fails when an error class is missing here."""
+
+
 def exit_code(exc: GatewayError | KeysError | AdapterError) -> int:
     """The exit code for an error that reached the command line."""
-    if isinstance(exc, GatewayError):
-        return EXIT_STORE if exc.code == "store_unavailable" else EXIT_CONFIG
-    return EXIT_CONFIG
+    return EXIT_CODES.get(exc.code, EXIT_CONFIG)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -146,7 +146,7 @@ def _check(
         fields = ",".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
         return _Refused(jti, "schema_invalid", f"schema_invalid:{fields}"[:120])
     try:
-        check_contact_block(notice.contact, jti=notice.jti)
+        kids = check_contact_block(notice.contact, jti=notice.jti)
     except ContactBlockInvalid as exc:
         return _Refused(notice.jti, "contact_block_invalid", exc.cause)
     try:
@@ -155,8 +155,10 @@ def _check(
         return _Refused(notice.jti, "gemeente_unknown", exc.cause)
     if decided is None:
         return _Refused(notice.jti, "gemeente_unknown", "no team for this gemeente")
-    if decided.kid not in {r["header"]["kid"] for r in notice.contact["recipients"]}:
-        return _Refused(notice.jti, "contact_block_invalid", "recipient_missing")
+    if not decided.keyset_kids <= set(kids):
+        # Judged against the whole key set, never the routed team: which team a signal
+        # goes to depends on the person, and the receipt must not tell.
+        return _Refused(notice.jti, "contact_block_invalid", "recipients_incomplete")
     return _Checked(opened, notice, decided, new_trace_id())
 
 

@@ -21,6 +21,7 @@ class Route:
     recipient: OIN
     kid: KeyID
     reason: str
+    keyset_kids: frozenset[KeyID]
 
 
 def route(gw: Gateway, conn: Connection, notice: Notice) -> Route | None:
@@ -31,4 +32,5 @@ def route(gw: Gateway, conn: Connection, notice: Notice) -> Route | None:
     keyset = gw.directory.outreach_keyset(conn, notice.gemeente)
     if keyset is None:
         return None
-    return Route(OIN(team), keyset.recipient(team).key.kid, "default_team")
+    kids = frozenset(k.kid for k in keyset.keys)
+    return Route(OIN(team), keyset.recipient(team).key.kid, "default_team", kids)

@@ -18,7 +18,8 @@ OINStr = Annotated[str, StringConstraints(pattern=r"^[0-9]{20}$")]
 GemeenteCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 Amount = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,8})\.[0-9]{2}$")]
 Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{22}$")]
+# 16 bytes in canonical base64url: the last of 22 characters carries 4 zero bits.
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{21}[AQgw]$")]
 AttestationName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{1,40}$")]
 
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -73,7 +74,9 @@ class _Strict(BaseModel):
 
 class MatchTokens(_Strict):
     kid: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    values: dict[str, Annotated[list[Token], Field(min_length=1, max_length=16)]]
+    values: Annotated[
+        dict[str, Annotated[list[Token], Field(min_length=1, max_length=16)]], Field(min_length=1)
+    ]
 
     @model_validator(mode="after")
     def _known_types(self) -> MatchTokens:
@@ -100,10 +103,10 @@ class Notice(_Strict):
     bedrag: Amount
     ontstaansdatum: date
     signaaldatum: date
-    crisissignaal: bool = False
+    crisissignaal: bool | None = None
     warmeOverdracht: bool | None = None  # noqa: N815 (wire name)
     signaalpartner: Annotated[str, StringConstraints(max_length=200)] | None = None
-    attestations: dict[AttestationName, bool | date] = Field(default_factory=dict)
+    attestations: dict[AttestationName, bool | date] | None = None
     tokens: MatchTokens
     contact: dict[str, Any]
 
@@ -139,7 +142,7 @@ class Notice(_Strict):
     @property
     def crisis(self) -> bool:
         """Later stages are crisis signals and go to the front of the queue."""
-        return self.crisissignaal or self.stage in (
+        return bool(self.crisissignaal) or self.stage in (
             Stage.DAGVAARDING,
             Stage.VONNIS,
             Stage.ONTRUIMING,

@@ -1,0 +1,56 @@
+"""Errors of the gateway, drawn as one tree.
+
+    GatewayError          base: every error has a stable ``code`` and ``diagnostics()``
+    ├── AuditBroken       the audit log fails verification (chain, positions, head,
+    │                     or a checkpoint's root or signature)
+    ├── StoreError        the database is unreachable, unsupported or misconfigured
+    └── PartnerUnknown    no partner is registered under that OIN
+
+Edges (HTTP, SFTP, CLI) map each ``code`` to their own status; messages carry no personal
+data and no key material.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error raised by ``gateway``; ``code`` is stable and documented."""
+
+    code = "gateway_error"
+
+    def __init__(self, message: str = "", *, cause: str | None = None) -> None:
+        super().__init__(message or self.code)
+        self.cause = cause or self.code
+
+    def diagnostics(self) -> str:
+        """An operator-facing explanation, safe to print."""
+        return f"{self.code} ({self.cause}): {self.args[0]}"
+
+
+class AuditBroken(GatewayError):
+    """The audit log does not verify; ``position`` is the first bad event, if known."""
+
+    code = "audit_broken"
+
+    def __init__(
+        self, message: str = "", *, cause: str | None = None, position: int | None = None
+    ) -> None:
+        super().__init__(message, cause=cause)
+        self.position = position
+
+    def diagnostics(self) -> str:
+        """An operator-facing explanation, safe to print."""
+        where = f" at position {self.position}" if self.position is not None else ""
+        return f"{self.code} ({self.cause}){where}: {self.args[0]}"
+
+
+class StoreError(GatewayError):
+    """The store cannot be used: unreachable, unsupported URL, or failed migration."""
+
+    code = "store_unavailable"
+
+
+class PartnerUnknown(GatewayError):
+    """No partner is registered under the given OIN."""
+
+    code = "partner_unknown"

@@ -1,0 +1,232 @@
+"""The store's tables, as SQLAlchemy Core ``Table`` objects on one ``MetaData``.
+
+The migrations in ``migrations/versions`` create these tables; a test compares the
+migrated database with this module, so the two cannot drift apart.
+
+Every timestamp is a :class:`UTCDateTime`: stored in UTC, always read back as an aware
+datetime (SQLite has no time zones). Columns named ``sealed`` and ``contact`` hold
+at-rest ciphertext (``gateway.store.atrest``); ``audit_events.data`` holds the canonical
+bytes that the audit hashes cover.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Named constraints, so Alembic batch migrations on SQLite can find and alter them."""
+
+ROLES = ("creditor", "team", "backoffice", "municipality")
+"""The partner roles."""
+
+KEY_USES = ("sig", "enc")
+"""The uses of a partner's public key."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored in UTC; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC; SQLite gets a naive UTC value, since it keeps no offset."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: the store keeps timezone-aware UTC only")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value)}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+"""All tables of the store."""
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("oin", String(20), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("gemeente", String(4), nullable=True),
+    Column("parent_oin", String(20), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    CheckConstraint("role IN ('creditor', 'team', 'backoffice', 'municipality')", name="role"),
+)
+
+partner_keys = Table(
+    "partner_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("partner_oin", String(20), ForeignKey("partners.oin"), nullable=False),
+    Column("use", String(3), nullable=False),
+    Column("jwk", Text, nullable=False),
+    Column("registered_at", UTCDateTime(), nullable=False),
+    Column("not_after", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    CheckConstraint("use IN ('sig', 'enc')", name="use"),
+    Index(None, "partner_oin"),
+)
+
+partner_certificates = Table(
+    "partner_certificates",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("partner_oin", String(20), ForeignKey("partners.oin"), nullable=False),
+    Column("not_after", UTCDateTime(), nullable=False),
+    Column("registered_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index(None, "partner_oin"),
+)
+
+outreach_keysets = Table(
+    "outreach_keysets",
+    metadata,
+    Column("gemeente", String(4), primary_key=True),
+    Column("signed", Text, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("bucket", String(64), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("destroyed_at", UTCDateTime(), nullable=True),
+)
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("jti", String(36), nullable=False, unique=True),
+    Column("creditor_oin", String(20), ForeignKey("partners.oin"), nullable=False),
+    Column("gemeente", String(4), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    Column("envelope_sha256", String(64), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("bucket", String(64), ForeignKey("data_keys.bucket"), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("trace_id", String(32), nullable=False),
+    Column("receipt_id", String(36), nullable=True),
+    Index(None, "creditor_oin"),
+    Index(None, "bucket"),
+    Index(None, "status", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_id", Integer, ForeignKey("notices.id"), nullable=False),
+    Column("recipient_oin", String(20), nullable=False),
+    Column("bucket", String(64), nullable=False),
+    Column("contact", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("acked_at", UTCDateTime(), nullable=True),
+    Index(None, "recipient_oin", "acked_at", "id"),
+    Index(None, "notice_id"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("creditor_oin", String(20), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("jws", Text, nullable=False),
+    Index(None, "creditor_oin", "created_at"),
+)
+
+register_persons = Table(
+    "register_persons",
+    metadata,
+    Column("pseudonym", String(64), primary_key=True),
+    Column("household", String(64), nullable=False),
+    Column("district", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+register_tokens = Table(
+    "register_tokens",
+    metadata,
+    Column("token", String(32), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("pseudonym", String(64), nullable=False),
+    Index(None, "token"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("chain_hash", LargeBinary(32), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "created_at"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("position", BigInteger, nullable=False),
+    Column("chain_hash", LargeBinary, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints")
+"""Tables that no SQL may UPDATE, DELETE or TRUNCATE (see ``gateway.store.triggers``)."""

@@ -1,0 +1,134 @@
+"""The demo end to end, and the custody table of DESIGN.md ("Parties").
+
+After the demo's self-check the gateway's home and database must hold none of the
+input's names, BSNs, phone numbers, e-mail addresses or customer numbers, no linkage
+secret and no private key of any other party.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+import signaalpoort
+from signaalpoort import DEMO_PARTIES, init_demo, self_check
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+PERSONAL_COLUMNS = ("achternaam", "straat", "telefoon", "email", "bsn", "klantnummer")
+
+
+@pytest.fixture
+def demo(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    if not store_url.startswith("sqlite"):
+        monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
+    directory = tmp_path / "demo"
+    init_demo(directory, now=NOW)
+    return directory
+
+
+def test_self_check_delivers_every_demo_notice_intact_to_the_default_team(demo: Path) -> None:
+    result = self_check(demo, now=NOW)
+    rows = sum(len(_rows(demo / p.home / "notices.csv")) for p in DEMO_PARTIES if p.category)
+    assert (result.accepted, result.refused, result.duplicate) == (rows, 0, 0)
+    assert result.delivered == rows
+    assert result.matching == rows
+
+
+def test_running_the_self_check_again_gives_only_duplicates(demo: Path) -> None:
+    self_check(demo, now=NOW)
+    again = self_check(demo, now=NOW)
+    assert again.accepted == 0 and again.refused == 0
+    assert again.duplicate > 0
+    assert again.delivered == 0
+
+
+def test_gateway_holds_no_personal_data_linkage_secret_or_foreign_private_key(
+    demo: Path, store_url: str
+) -> None:
+    self_check(demo, now=NOW)
+    held = _gateway_bytes(demo, store_url)
+    forbidden = _personal_values(demo) + _secrets_of_others(demo)
+    assert len(forbidden) > 50
+    leaked = [label for label, value in forbidden if value in held]
+    assert leaked == []
+
+
+def test_every_party_home_is_private_to_its_owner(demo: Path) -> None:
+    for party in DEMO_PARTIES:
+        home = demo / party.home
+        assert home.stat().st_mode & 0o077 == 0
+        assert (home / "keys" / "keyring.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_command_line_runs_init_and_selfcheck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SIGNAALPOORT_DATABASE_URL", raising=False)
+    with pytest.raises(SystemExit) as init:
+        signaalpoort.main(["init", "--demo", str(tmp_path / "d")])
+    assert init.value.code == 0
+    with pytest.raises(SystemExit) as check:
+        signaalpoort.main(["selfcheck", "--demo", str(tmp_path / "d")])
+    assert check.value.code == 0
+    with pytest.raises(SystemExit) as again:
+        signaalpoort.main(["init", "--demo", str(tmp_path / "d")])
+    assert again.value.code == signaalpoort.EXIT_USAGE
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _personal_values(demo: Path) -> list[tuple[str, bytes]]:
+    values: list[tuple[str, bytes]] = []
+    for party in DEMO_PARTIES:
+        if not party.category:
+            continue
+        for row in _rows(demo / party.home / "notices.csv"):
+            for column in PERSONAL_COLUMNS:
+                value = row[column].strip()
+                if value:
+                    values.append((f"{party.home}:{column}", value.encode()))
+                    values.append((f"{party.home}:{column}:lower", value.lower().encode()))
+    return values
+
+
+def _secrets_of_others(demo: Path) -> list[tuple[str, bytes]]:
+    found: list[tuple[str, bytes]] = []
+    linkage = json.loads((demo / "amsterdam" / "secrets" / "linkage.json").read_text())
+    secret = linkage["secret"]
+    found.append(("linkage secret", secret.encode()))
+    found.append(
+        ("linkage secret raw", base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4)))
+    )
+    for party in DEMO_PARTIES:
+        if party.role == "gateway":
+            continue
+        ring = json.loads((demo / party.home / "keys" / "keyring.json").read_text())
+        for entry in ring["keys"]:
+            d = entry["jwk"]["d"]
+            found.append((f"{party.home} private key", d.encode()))
+            found.append((f"{party.home} private key raw", base64.urlsafe_b64decode(d + "==")))
+    return found
+
+
+def _gateway_bytes(demo: Path, store_url: str) -> bytes:
+    held = b"".join(p.read_bytes() for p in sorted((demo / "gateway").rglob("*")) if p.is_file())
+    if store_url.startswith("sqlite"):
+        return held
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            for table in inspect(conn).get_table_names():
+                for row in conn.execute(text(f'SELECT * FROM "{table}"')):  # noqa: S608 (table names from the catalogue)
+                    held += repr(tuple(row)).encode()
+    finally:
+        engine.dispose()
+    return held
