@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,8 @@ from sqlalchemy import create_engine, inspect, text
 import signaalpoort
 from signaalpoort import DEMO_PARTIES, init_demo, self_check
 
-NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+# An hour ago: the command-line tests below run on the real clock.
+NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 PERSONAL_COLUMNS = ("achternaam", "straat", "telefoon", "email", "bsn", "klantnummer")
 
 
@@ -132,3 +133,51 @@ def _gateway_bytes(demo: Path, store_url: str) -> bytes:
     finally:
         engine.dispose()
     return held
+
+
+def _run(*args: str) -> int:
+    with pytest.raises(SystemExit) as done:
+        signaalpoort.main(list(args))
+    return int(done.value.code or 0)
+
+
+def test_rotated_creditor_key_is_refused_until_the_gateway_imports_it(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    creditor, gateway = str(demo / "zorg"), str(demo / "gateway")
+    assert _run("keys", "rotate", "--use", "sig", "--home", creditor) == 0
+    ring = json.loads((demo / "zorg" / "keys" / "keyring.json").read_text())
+    old, new = ring["keys"][0], ring["keys"][-1]
+    assert old["retires"] is not None and new["jwk"]["use"] == "sig"
+    before = self_check(demo, now=datetime.now(UTC))
+    assert before.refused == 4  # the new key signs; the gateway does not know it yet
+
+    capsys.readouterr()
+    assert _run("keys", "export", "--home", creditor) == 0
+    published = tmp_path / "zorg.jwks.json"
+    published.write_text(capsys.readouterr().out)
+    assert _run("keys", "import", str(published), "--partner", ZORG_OIN, "--home", gateway) == 0
+    for ledger in (demo / "zorg" / "outbox").glob("*.json"):
+        ledger.unlink()  # the refused notices are signed again, now with a known key
+    after = self_check(demo, now=datetime.now(UTC))
+    assert after.refused == 0
+
+
+def test_a_partner_key_revoked_at_the_gateway_is_refused_at_once(demo: Path) -> None:
+    gateway = str(demo / "gateway")
+    ring = json.loads((demo / "zorg" / "keys" / "keyring.json").read_text())
+    kid = next(e["jwk"]["kid"] for e in ring["keys"] if e["jwk"]["use"] == "sig")
+    assert _run("keys", "revoke", kid, "--partner", "--home", gateway) == 0
+    result = self_check(demo, now=datetime.now(UTC))
+    assert result.refused == 4
+    assert _run("keys", "revoke", kid, "--partner", "--home", gateway) == signaalpoort.EXIT_CONFIG
+
+
+def test_audit_log_verifies_after_a_signed_checkpoint(demo: Path) -> None:
+    self_check(demo, now=NOW)
+    gateway = str(demo / "gateway")
+    assert _run("audit", "checkpoint", "--home", gateway) == 0
+    assert _run("audit", "verify", "--home", gateway) == 0
+
+
+ZORG_OIN = next(p.oin for p in DEMO_PARTIES if p.home == "zorg")
