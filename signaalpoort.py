@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -444,11 +443,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line; known errors print their diagnostics, never a traceback."""
     try:
         code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except (click.ClickException, click.exceptions.Abort) as exc:
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except typer.Abort:
+        code = EXIT_USAGE
+    except typer.TyperException as exc:  # a usage error: unknown option, bad value
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
         code = EXIT_USAGE
     except (GatewayError, KeysError, AdapterError) as exc:
         err.print(f"error: {exc.diagnostics()}")
