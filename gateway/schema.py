@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from keys import tokens
+
 OINStr = Annotated[str, StringConstraints(pattern=r"^[0-9]{20}$")]
 GemeenteCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 Amount = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,8})\.[0-9]{2}$")]
@@ -47,17 +49,7 @@ class Stage(StrEnum):
 
 
 DATED_STAGES = frozenset({Stage.ONTRUIMING, Stage.AFSLUITING})
-TOKEN_TYPES = frozenset(
-    {
-        "bsn",
-        "naam_init_geb",
-        "pc_hnr_geb",
-        "naam_pc_hnr",
-        "fon_init_geb",
-        "fon_pc_hnr",
-        "init_pc_hnr",
-    }
-)
+TOKEN_TYPES = frozenset(tokens.TOKEN_TYPES)
 BSN_CATEGORIES = frozenset({Category.ZORG})
 
 NOTICE_NAMESPACE = uuid.NAMESPACE_URL

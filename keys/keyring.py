@@ -175,10 +175,15 @@ class Keyring:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a file atomically with mode 0600 (private keys, secrets)."""
+    write_atomic(path, data, mode=0o600)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Write a file atomically: a reader sees the old file or the whole new one."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

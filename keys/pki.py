@@ -13,8 +13,6 @@ a partner's certificate and for tests.
 from __future__ import annotations
 
 import ipaddress
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keys import jwk
 from keys.errors import CertificateInvalid, KeyringError
-from keys.keyring import write_private
+from keys.keyring import write_atomic, write_private
 from keys.limits import CLOCK_SKEW
 
 OIN = jwk.OIN
@@ -394,15 +392,4 @@ def _aware(now: datetime) -> datetime:
 
 def _write_public(path: Path, data: bytes) -> None:
     """Write a file atomically with mode 0644 (certificates)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode=0o644)

@@ -78,7 +78,7 @@ class AuditLog:
         ).one_or_none()
         if head is None:
             raise AuditBroken("the audit head row is missing", cause="head_missing")
-        position, chained = head.position, head.chain_hash
+        position, chained = head.position, bytes(head.chain_hash)
         now = self._clock()
         rows = []
         for event in events:
@@ -109,10 +109,12 @@ class AuditLog:
         ).one_or_none()
         if head is None:
             raise AuditBroken("the audit head row is missing", cause="head_missing")
-        return head.position, head.chain_hash
+        return head.position, bytes(head.chain_hash)
 
-    def _scan(self, conn: Connection, *, upto: int | None = None) -> Iterator[tuple[int, bytes]]:
-        """Yield ``(position, leaf hash)`` of each stored event, checking as it goes.
+    def _scan(
+        self, conn: Connection, *, upto: int | None = None
+    ) -> Iterator[tuple[int, bytes, bytes]]:
+        """Yield ``(position, leaf hash, chain hash)`` of each event, checking as it goes.
 
         Leaf and chain hashes are recomputed from the stored bytes; positions must run
         1, 2, 3, ... and match the ``position`` inside the data; the data must be
@@ -163,7 +165,7 @@ class AuditLog:
                 raise AuditBroken(
                     "chain hash does not match", cause="chain_mismatch", position=row.position
                 )
-            yield row.position, leaf
+            yield row.position, leaf, chained
             expected += 1
 
     def verify(self, conn: Connection, *, verify_signature: SignatureVerifier) -> int:
@@ -191,7 +193,6 @@ class AuditLog:
         tree = CompactRange()
         pending = iter(checkpoints)
         checkpoint = next(pending, None)
-        chained = GENESIS
 
         def check_checkpoints() -> None:
             nonlocal checkpoint
@@ -207,9 +208,8 @@ class AuditLog:
 
         check_checkpoints()
         count = 0
-        for position, leaf in self._scan(conn):
+        for position, leaf, chained in self._scan(conn):
             count = position
-            chained = chain(chained, leaf)
             tree.append(leaf)
             if position == head_position and chained != head_chain:
                 raise AuditBroken(
@@ -271,7 +271,7 @@ class AuditLog:
         if exists is not None:
             return size
         tree = CompactRange()
-        for _, leaf in self._scan(conn, upto=size):
+        for _, leaf, _ in self._scan(conn, upto=size):
             tree.append(leaf)
         if tree.size != size:
             raise AuditBroken(
