@@ -41,7 +41,7 @@ from keys.home import Identity, PartyHome, Role
 from keys.jwk import OIN, Use, jwks
 from keys.keyring import Keyring
 from keys.outreach import OutreachRecipient
-from keys.pki import DevCA
+from keys.pki import DevCA, certificate_identity
 
 console = Console()
 err = Console(stderr=True)
@@ -184,6 +184,8 @@ def init_demo(directory: Path, *, now: datetime) -> None:
                 )
                 for key in homes[party.home].published_keys(now=now):
                     gw.directory.add_key(conn, oin=OIN(party.oin), key=key, now=now)
+                certificate = (homes[party.home].tls_dir / "cert.pem").read_bytes()
+                gw.directory.add_certificate(conn, certificate_identity(certificate), now=now)
             gw.directory.store_outreach_keyset(
                 conn, gemeente=GEMEENTE, signed=signed_keyset, now=now
             )
