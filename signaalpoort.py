@@ -21,9 +21,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli import inbox_app, send
 from adapters.creditor import GATEWAY_PIN, Creditor, read_export
 from adapters.errors import AdapterError
 from adapters.municipality import Municipality
+from adapters.rest import GATEWAY_URL_FILE
 from adapters.team import Team
 from gateway import inbox, ingest
 from gateway.cli import (
@@ -56,6 +58,8 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
+app.add_typer(inbox_app, name="inbox")
+app.command("send")(send)
 
 HomeOption = Annotated[
     Path | None,
@@ -104,6 +108,7 @@ DEMO_PARTIES = (
     ),
 )
 DEFAULT_TEAM = "noord"
+DEMO_GATEWAY_URL = "https://localhost:8443"
 
 
 def init_demo(directory: Path, *, now: datetime) -> None:
@@ -154,7 +159,9 @@ def init_demo(directory: Path, *, now: datetime) -> None:
     municipality_keys = homes["amsterdam"].published_keys(now=now)
     gateway_keys = gateway_home.published_keys(now=now)
 
-    for party in DEMO_PARTIES:
+    for party in DEMO_PARTIES[1:]:
+        homes[party.home].pins_dir.mkdir(parents=True, exist_ok=True)
+        (homes[party.home].pins_dir / GATEWAY_URL_FILE).write_text(DEMO_GATEWAY_URL + "\n")
         if party.role != "creditor":
             continue
         home = homes[party.home]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters import profile
-from adapters.errors import NotEnrolled, RowInvalid
+from adapters.errors import NotEnrolled, RowInvalid, TransportFailed
 from adapters.gemeente import PostcodeTable
 from keys.contact import seal_contact
 from keys.envelope import encrypt_jwt, sign_notice
@@ -232,3 +232,45 @@ def notice_jti(creditor: str, ref: str) -> str:
 def read_export(path: Path) -> list[profile.Row]:
     """All rows of a default-profile export."""
     return list(profile.read_rows(path))
+
+
+@dataclass
+class SendResult:
+    """What the gateway made of a file: counts, refusal reasons, the signed receipts."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    refused: int = 0
+    reasons: dict[str, int] | None = None
+    receipts: list[str] | None = None
+
+    def add(self, receipt: dict[str, Any], signed: str) -> None:
+        reasons = self.reasons if self.reasons is not None else {}
+        for item in receipt["items"]:
+            outcome = item["outcome"]
+            setattr(self, outcome, getattr(self, outcome) + 1)
+            if outcome == "refused":
+                reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        self.reasons = reasons
+        self.receipts = [*(self.receipts or []), signed]
+
+
+def send_rows(
+    creditor: Creditor,
+    rows: Sequence[profile.Row],
+    transport: Transport,
+    *,
+    now: datetime,
+    batch_size: int = 500,
+) -> SendResult:
+    """Seal every row, send in batches, and verify every receipt before trusting it."""
+    sealed = creditor.seal_rows(rows, transport, now=now)
+    result = SendResult()
+    for start in range(0, len(sealed), batch_size):
+        batch = [s.envelope for s in sealed[start : start + batch_size]]
+        signed = transport.submit(batch)
+        receipt = creditor.verify_receipt(signed)
+        if len(receipt["items"]) != len(batch) or receipt["aud"] != creditor.identity.oin:
+            raise TransportFailed("the receipt does not answer this batch")
+        result.add(receipt, signed)
+    return result

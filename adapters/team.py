@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from keys.contact import open_contact
 from keys.home import PartyHome
@@ -23,9 +26,43 @@ class Team:
         self._keys = home.keyring().accepted("enc", now=now)
 
     def open(self, signal: dict[str, Any]) -> dict[str, Any]:
-        """One signal as a flat record: facts, routing and the opened contact fields."""
+        """One signal as a flat record: facts, routing and the opened contact fields.
+
+        A withdrawal (the creditor took the signal back) carries no contact block.
+        """
+        if "contact" not in signal:
+            return dict(signal)
         contact = open_contact(signal["contact"], keys=self._keys, jti=signal["jti"])
         record = {k: v for k, v in signal.items() if k != "contact"}
         for field, value in contact.items():
             record[CSV_FROM_CONTACT.get(field, field)] = value
         return record
+
+
+def pull_to_file(team: Team, client: Inbox, out: TextIO, *, page: int = 100) -> int:
+    """Pull every waiting signal, write one JSON line each, and acknowledge page by page.
+
+    A page is acknowledged only after its lines are written and flushed to disk, so a
+    crash loses nothing: the worst case is a page pulled twice.
+    """
+    written, after = 0, 0
+    while True:
+        answer = client.inbox(after=after, limit=page)
+        items = answer["items"]
+        if not items:
+            return written
+        for item in items:
+            out.write(json.dumps(team.open(item["signal"]), ensure_ascii=False) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+        client.ack([item["id"] for item in items])
+        written += len(items)
+        after = answer["next"]
+
+
+class Inbox(Protocol):
+    """What the team client needs of its connection to the gateway."""
+
+    def inbox(self, *, after: int = 0, limit: int = 100) -> dict[str, Any]: ...
+
+    def ack(self, ids: Sequence[int]) -> int: ...

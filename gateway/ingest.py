@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, insert, select
 
 from gateway.audit import AuditEvent, format_time, new_trace_id
-from gateway.routing import Route, route
+from gateway.routing import Route, Router
 from gateway.schema import Notice
 from gateway.service import Gateway
 from gateway.store.atrest import bucket_for
@@ -34,7 +34,6 @@ from keys.contact import check_contact_block, strip_contact
 from keys.envelope import OpenedNotice, envelope_sha256, open_envelope
 from keys.errors import ContactBlockInvalid, EnvelopeInvalid, KeySetInvalid
 from keys.jwk import OIN
-from keys.limits import MAX_ENVELOPE_BYTES
 from keys.receipt import sign_receipt
 
 Intake = Literal["rest", "sftp", "local"]
@@ -105,8 +104,9 @@ def submit(
     now = gw.clock.now()
     with gw.engine.connect() as conn:
         signer_key = gw.directory.signer_lookup(conn, sender, now=now)
+        router = Router(gw, conn)
         results = [
-            _check(gw, conn, env, sender=sender, now=now, signer_key=signer_key)
+            _check(gw, router, env, sender=sender, now=now, signer_key=signer_key)
             for env in envelopes
         ]
         conn.rollback()
@@ -117,7 +117,7 @@ def submit(
 
 def _check(
     gw: Gateway,
-    conn: Connection,
+    router: Router,
     envelope: str | bytes,
     *,
     sender: OIN,
@@ -126,8 +126,6 @@ def _check(
 ) -> _Checked | _Refused:
     intake_keys = gw.keyring.accepted("enc", now=now)
     try:
-        if len(envelope) > MAX_ENVELOPE_BYTES:
-            raise EnvelopeInvalid("envelope exceeds the size limit", cause="oversized")
         opened = open_envelope(
             envelope,
             intake_keys=intake_keys,
@@ -150,7 +148,7 @@ def _check(
     except ContactBlockInvalid as exc:
         return _Refused(notice.jti, "contact_block_invalid", exc.cause)
     try:
-        decided = route(gw, conn, notice)
+        decided = router.route(notice)
     except KeySetInvalid as exc:
         return _Refused(notice.jti, "gemeente_unknown", exc.cause)
     if decided is None:
@@ -178,6 +176,7 @@ def _commit(
     items: list[Item] = []
     events: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
+    accepted: list[tuple[_Checked, str]] = []
     for position, (result, sha) in enumerate(zip(results, hashes, strict=True)):
         if isinstance(result, _Refused):
             items.append(Item(position, sha, result.jti, "refused", result.reason))
@@ -196,7 +195,7 @@ def _commit(
                 events.append(_event(sender, now, "notice.refused", jti, "refused", "jti_reused"))
             continue
         seen[jti] = payload_hash
-        _store(gw, conn, result, sha, receipt_id, now)
+        accepted.append((result, sha))
         items.append(Item(position, sha, jti, "accepted"))
         trace = result.trace_id
         events.append(_event(sender, now, "notice.accepted", jti, "accepted", None, trace))
@@ -212,6 +211,7 @@ def _commit(
                 recipient=result.route.recipient,
             )
         )
+    _store(gw, conn, accepted, receipt_id, now)
     receipt = _sign(gw, sender, receipt_id, items, intake, source, now)
     conn.execute(
         insert(receipts).values(id=receipt_id, creditor_oin=sender, created_at=now, jws=receipt.jws)
@@ -231,53 +231,65 @@ def _stored_hashes(conn: Connection, jtis: list[str]) -> dict[str, str]:
 
 
 def _store(
-    gw: Gateway, conn: Connection, checked: _Checked, sha: str, receipt_id: str, now: datetime
+    gw: Gateway,
+    conn: Connection,
+    accepted: list[tuple[_Checked, str]],
+    receipt_id: str,
+    now: datetime,
 ) -> None:
-    notice = checked.notice
-    bucket = bucket_for(notice.category.value, _expiry(gw, notice, now))
-    sealed = gw.cipher.seal(
-        conn, bucket, checked.opened.jws.encode(), aad=f"notice:{notice.jti}".encode()
-    )
-    notice_id = conn.execute(
-        insert(notices)
-        .values(
-            jti=notice.jti,
-            creditor_oin=notice.iss,
-            gemeente=notice.gemeente,
-            category=notice.category.value,
-            stage=notice.stage.value,
-            payload_sha256=checked.opened.payload_sha256,
-            envelope_sha256=sha,
-            received_at=now,
-            bucket=bucket,
-            sealed=sealed,
-            status="routed",
-            trace_id=checked.trace_id,
-            receipt_id=receipt_id,
+    """Insert every accepted notice and its delivery, in two statements."""
+    if not accepted:
+        return
+    rows, signals = [], []
+    for checked, sha in accepted:
+        notice = checked.notice
+        bucket = bucket_for(notice.category.value, _expiry(gw, notice, now))
+        rows.append(
+            {
+                "jti": notice.jti,
+                "creditor_oin": notice.iss,
+                "gemeente": notice.gemeente,
+                "category": notice.category.value,
+                "stage": notice.stage.value,
+                "payload_sha256": checked.opened.payload_sha256,
+                "envelope_sha256": sha,
+                "received_at": now,
+                "bucket": bucket,
+                "sealed": gw.cipher.seal(
+                    conn, bucket, checked.opened.jws.encode(), aad=f"notice:{notice.jti}".encode()
+                ),
+                "status": "routed",
+                "trace_id": checked.trace_id,
+                "receipt_id": receipt_id,
+            }
         )
-        .returning(notices.c.id)
-    ).scalar_one()
-    signal = _signal(notice, checked.route, checked.opened.claims["contact"])
-    recipient = checked.route.recipient
-    conn.execute(
-        insert(deliveries).values(
-            notice_id=notice_id,
-            recipient_oin=recipient,
-            bucket=bucket,
-            contact=gw.cipher.seal(
-                conn,
-                bucket,
-                json.dumps(signal, sort_keys=True).encode(),
-                aad=f"delivery:{notice.jti}:{recipient}".encode(),
-            ),
-            created_at=now,
+        recipient = checked.route.recipient
+        signal = _signal(notice, checked.route, checked.opened.claims["contact"])
+        signals.append(
+            {
+                "recipient_oin": recipient,
+                "bucket": bucket,
+                "contact": gw.cipher.seal(
+                    conn,
+                    bucket,
+                    json.dumps(signal, sort_keys=True).encode(),
+                    aad=f"delivery:{notice.jti}:{recipient}".encode(),
+                ),
+                "created_at": now,
+            }
         )
-    )
+    ids = conn.execute(
+        insert(notices).returning(notices.c.id, sort_by_parameter_order=True), rows
+    ).scalars()
+    for delivery, notice_id in zip(signals, ids, strict=True):
+        delivery["notice_id"] = notice_id
+    conn.execute(insert(deliveries), signals)
 
 
 def _signal(notice: Notice, decided: Route, contact: dict[str, Any]) -> dict[str, Any]:
     """What the team receives: the facts, the routing, and the block only it can open."""
     return {
+        "type": "signal",
         "jti": notice.jti,
         "ref": notice.ref,
         "creditor": notice.iss,

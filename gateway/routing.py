@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from gateway.schema import Notice
 from keys.jwk import OIN, KeyID
+from keys.outreach import OutreachKeySet
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -24,13 +25,24 @@ class Route:
     keyset_kids: frozenset[KeyID]
 
 
-def route(gw: Gateway, conn: Connection, notice: Notice) -> Route | None:
-    """The default team of the notice's municipality, or None when it has none."""
-    team = gw.settings.default_teams.get(notice.gemeente)
-    if team is None:
-        return None
-    keyset = gw.directory.outreach_keyset(conn, notice.gemeente)
-    if keyset is None:
-        return None
-    kids = frozenset(k.kid for k in keyset.keys)
-    return Route(OIN(team), keyset.recipient(team).key.kid, "default_team", kids)
+class Router:
+    """Routes the notices of one batch; each municipality's key set is read once."""
+
+    def __init__(self, gw: Gateway, conn: Connection) -> None:
+        self._gw, self._conn = gw, conn
+        self._keysets: dict[str, OutreachKeySet | None] = {}
+
+    def route(self, notice: Notice) -> Route | None:
+        """The default team of the notice's municipality, or None when it has none."""
+        team = self._gw.settings.default_teams.get(notice.gemeente)
+        if team is None:
+            return None
+        if notice.gemeente not in self._keysets:
+            self._keysets[notice.gemeente] = self._gw.directory.outreach_keyset(
+                self._conn, notice.gemeente
+            )
+        keyset = self._keysets[notice.gemeente]
+        if keyset is None:
+            return None
+        kids = frozenset(k.kid for k in keyset.keys)
+        return Route(OIN(team), keyset.recipient(team).key.kid, "default_team", kids)

@@ -22,6 +22,8 @@ from signaalpoort import DEMO_PARTIES, init_demo, self_check
 # An hour ago: the command-line tests below run on the real clock.
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 PERSONAL_COLUMNS = ("achternaam", "straat", "telefoon", "email", "bsn", "klantnummer")
+# Shorter values ("Bos") turn up by chance in megabytes of ciphertext; six bytes do not.
+MIN_SEARCHED = 6
 
 
 @pytest.fixture
@@ -95,7 +97,7 @@ def _personal_values(demo: Path) -> list[tuple[str, bytes]]:
         for row in _rows(demo / party.home / "notices.csv"):
             for column in PERSONAL_COLUMNS:
                 value = row[column].strip()
-                if value:
+                if len(value.encode()) >= MIN_SEARCHED:
                     values.append((f"{party.home}:{column}", value.encode()))
                     values.append((f"{party.home}:{column}:lower", value.lower().encode()))
     return values

@@ -1,0 +1,91 @@
+"""The partners' commands: ``send`` for creditors, ``inbox pull`` for teams."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adapters.creditor import Creditor, read_export, send_rows
+from adapters.rest import RestClient, gateway_url
+from adapters.team import Team, pull_to_file
+from keys.home import PartyHome
+
+console = Console()
+EXIT_REFUSED = 1  # docs/reason-codes.md: something was refused
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="the party's home (default $SIGNAALPOORT_HOME or ./.signaalpoort)"),
+]
+GatewayOption = Annotated[
+    str | None, typer.Option("--gateway", help="the gateway's URL (default: from enrolment)")
+]
+
+inbox_app = typer.Typer(help="A team's inbox of routed signals.", no_args_is_help=True)
+
+
+def send(
+    file: Annotated[Path, typer.Argument(help="the creditor's CSV export", exists=True)],
+    home: HomeOption = None,
+    via: Annotated[str, typer.Option(help="rest (sftp comes later)")] = "rest",
+    gateway: GatewayOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+) -> None:
+    """Seal a CSV export's notices, send them, and verify the gateway's signed receipts."""
+    if via != "rest":
+        raise typer.BadParameter("only --via rest is available", param_hint="--via")
+    party = PartyHome.resolve(home)
+    now = datetime.now(UTC)
+    creditor = Creditor(party, now=now)
+    rows = read_export(file)
+    with RestClient(party, gateway_url(party, gateway)) as client:
+        result = send_rows(creditor, rows, client, now=now, batch_size=batch_size)
+    receipt_path = file.with_name(file.name + ".receipt.json")
+    receipt_path.write_text(
+        json.dumps(
+            {
+                "file": file.name,
+                "counts": {
+                    "accepted": result.accepted,
+                    "duplicate": result.duplicate,
+                    "refused": result.refused,
+                },
+                "reasons": result.reasons or {},
+                "receipts": result.receipts or [],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    table = Table("accepted", "duplicate", "refused", "reasons")
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted((result.reasons or {}).items()))
+    table.add_row(str(result.accepted), str(result.duplicate), str(result.refused), reasons)
+    console.print(table)
+    console.print(f"receipts written to {receipt_path}")
+    if result.refused:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@inbox_app.command("pull")
+def inbox_pull(
+    home: HomeOption = None,
+    out: Annotated[Path | None, typer.Option(help="write JSON lines here (default stdout)")] = None,
+    gateway: GatewayOption = None,
+) -> None:
+    """Pull the signals routed to this team, open them with its own key, acknowledge them."""
+    party = PartyHome.resolve(home)
+    team = Team(party, now=datetime.now(UTC))
+    with RestClient(party, gateway_url(party, gateway)) as client:
+        if out is None:
+            count = pull_to_file(team, client, sys.stdout)
+        else:
+            with out.open("a", encoding="utf-8") as fh:
+                count = pull_to_file(team, client, fh)
+    typer.echo(f"{count} signal(s) pulled", err=True)
