@@ -111,15 +111,27 @@ DEFAULT_TEAM = "noord"
 DEMO_GATEWAY_URL = "https://localhost:8443"
 
 
-def init_demo(directory: Path, *, now: datetime) -> None:
-    """Create one home per party, each with its own keys, and enrol them with each other."""
+def extra_teams(count: int) -> tuple[DemoParty, ...]:
+    """More outreach teams (``team1``…), for measuring with a larger outreach key set."""
+    return tuple(
+        DemoParty(f"team{i}", f"Demo team {i}", "team", f"000000010025644400{19 + i:02d}")
+        for i in range(1, count + 1)
+    )
+
+
+def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
+    """Create one home per party, each with its own keys, and enrol them with each other.
+
+    ``teams`` adds that many outreach teams beyond ``noord`` and ``zuid``.
+    """
+    parties = DEMO_PARTIES + extra_teams(teams)
     ca_home = PartyHome(directory / "ca")
     ca_home.create(Identity("Demo CA", "ca", OIN("0" * 20)))
     ca = DevCA.create(name="Signaalpoort Demo CA", now=now)
     ca.save(ca_home.path)
 
     homes: dict[str, PartyHome] = {}
-    for party in DEMO_PARTIES:
+    for party in parties:
         home = PartyHome(directory / party.home)
         home.create(
             Identity(
@@ -152,14 +164,14 @@ def init_demo(directory: Path, *, now: datetime) -> None:
         OutreachRecipient(
             OIN(p.oin), p.name, homes[p.home].keyring().current("enc", now=now).public()
         )
-        for p in DEMO_PARTIES
+        for p in parties
         if p.role in ("team", "backoffice")
     ]
     signed_keyset = municipality.sign_keyset(outreach, now=now)
     municipality_keys = homes["amsterdam"].published_keys(now=now)
     gateway_keys = gateway_home.published_keys(now=now)
 
-    for party in DEMO_PARTIES[1:]:
+    for party in parties[1:]:
         homes[party.home].pins_dir.mkdir(parents=True, exist_ok=True)
         (homes[party.home].pins_dir / GATEWAY_URL_FILE).write_text(DEMO_GATEWAY_URL + "\n")
         if party.role != "creditor":
@@ -178,7 +190,7 @@ def init_demo(directory: Path, *, now: datetime) -> None:
     gw = Gateway.open(Settings.load(gateway_home.path), clock=_Fixed(now))
     try:
         with gw.engine.begin() as conn:
-            for party in DEMO_PARTIES[1:]:
+            for party in parties[1:]:
                 parent = AMSTERDAM_OIN if party.role in ("team", "backoffice") else None
                 gw.directory.add_partner(
                     conn,
@@ -370,7 +382,7 @@ def keys_revoke(
     home: HomeOption = None,
     partner: Annotated[bool, typer.Option(help="at the gateway: revoke a partner's key")] = False,
 ) -> None:
-    """Refuse a key from now on."""
+    """Refuse a key from now on (put ``--`` before a kid that starts with ``-``)."""
     party = PartyHome.resolve(home)
     if partner:
         gw = _gateway(party)
@@ -407,6 +419,27 @@ def keys_import(
     finally:
         gw.close()
     console.print(f"registered {added} new key(s) for {partner}")
+
+
+@app.command()
+def serve(
+    home: HomeOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (default: the settings')")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="port to listen on (default: the settings'; 0 picks one)")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
+) -> None:
+    """Run the gateway's partner API over HTTPS with mutual TLS."""
+    from gateway.cli import serve as serve_api
+
+    party = PartyHome.resolve(home)
+    if party.identity().role != "gateway":
+        err.print("this command runs at the gateway (--home of the gateway)")
+        raise typer.Exit(EXIT_USAGE)
+    serve_api(party.path, host=host, port=port, workers=workers)
 
 
 def _gateway(party: PartyHome) -> Gateway:

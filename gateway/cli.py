@@ -1,8 +1,9 @@
-"""The gateway's commands: configuration, audit and the partner-key registry."""
+"""The gateway's commands: configuration, audit, the partner-key registry and ``serve``."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from gateway.service import Gateway
 from gateway.settings import Settings
 from keys.errors import Error as KeysError
+from keys.home import ENV_HOME
 from keys.jwk import OIN, PublicKey, public_keys_from_jwks
 from keys.signed import sign_bytes, verify_bytes
 
@@ -24,6 +26,8 @@ config_app = typer.Typer(help="The gateway's configuration.", no_args_is_help=Tr
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 
 CHECKPOINT_TYP = "audit-checkpoint+jwt"
+APP_FACTORY = "gateway.api:app_from_env"
+"""What each worker process imports to build its app (from ``$SIGNAALPOORT_HOME``)."""
 
 
 @config_app.command("show")
@@ -102,3 +106,40 @@ def import_partner_keys(gw: Gateway, oin: str, jwks_file: Path) -> int:
                 gw.directory.add_key(conn, oin=OIN(oin), key=key, now=now)
                 added += 1
     return added
+
+
+def serve(home: Path, host: str | None = None, port: int | None = None, workers: int = 2) -> None:
+    """Run the partner API over HTTPS with mutual TLS until interrupted.
+
+    ``host`` and ``port`` default to the settings' ``listen_host`` and ``listen_port``;
+    port 0 picks a free port. With more than one worker, each worker process builds its
+    own app from ``$SIGNAALPOORT_HOME``; they share the listening socket.
+    """
+    # Imported here, so that the other commands do not load the web stack.
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from gateway.api import create_app
+    from gateway.tls import server_config
+
+    if workers < 1:
+        raise typer.BadParameter("workers must be at least 1")
+    home = home.resolve()
+    settings = Settings.load(home)
+    host = settings.listen_host if host is None else host
+    port = settings.listen_port if port is None else port
+    # Migrate (and check the keys load) once, before workers could race to migrate.
+    gw = Gateway.open(settings)
+    if workers > 1:
+        gw.close()
+        os.environ[ENV_HOME] = str(home)
+        config = server_config(APP_FACTORY, settings, host=host, port=port, workers=workers)
+    else:
+        app = create_app(gw, close_on_shutdown=True)
+        config = server_config(app, settings, host=host, port=port, workers=1)
+    sock = config.bind_socket()
+    print(f"listening on https://{host}:{sock.getsockname()[1]} (mutual TLS)", flush=True)
+    if workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])

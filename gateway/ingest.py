@@ -102,14 +102,13 @@ def submit(
 ) -> Receipt:
     """Run every envelope of one delivery through the pipeline; return the receipt."""
     now = gw.clock.now()
-    with gw.engine.connect() as conn:
-        signer_key = gw.directory.signer_lookup(conn, sender, now=now)
-        router = Router(gw, conn)
-        results = [
-            _check(gw, router, env, sender=sender, now=now, signer_key=signer_key)
-            for env in envelopes
-        ]
-        conn.rollback()
+    # The checks hold no connection: on SQLite an open transaction would hold the write
+    # lock, and every other worker would wait for this one's cryptography.
+    signer_key = gw.directory.signer_lookup(gw.engine, sender, now=now)
+    router = Router(gw)
+    results = [
+        _check(gw, router, env, sender=sender, now=now, signer_key=signer_key) for env in envelopes
+    ]
     hashes = [envelope_sha256(env) for env in envelopes]
     with gw.engine.begin() as conn:
         return _commit(gw, conn, sender, results, hashes, intake, source, now)

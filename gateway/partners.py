@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
 
 from gateway.errors import PartnerUnknown
 from gateway.store.schema import outreach_keysets, partner_certificates, partner_keys, partners
@@ -18,6 +19,13 @@ from keys.envelope import SignerKey
 from keys.jwk import OIN, KeyID, PublicKey
 from keys.outreach import OutreachKeySet, verify_outreach_keyset
 from keys.pki import CertificateIdentity
+
+
+class Partner(NamedTuple):
+    """An authenticated partner: its OIN (or sub-OIN) and its role."""
+
+    oin: OIN
+    role: str
 
 
 class Directory:
@@ -85,15 +93,20 @@ class Directory:
         ).mappings()
         return [dict(r) for r in rows]
 
-    def signer_lookup(self, conn: Connection, sender: OIN, *, now: datetime) -> SignerLookup:
-        """A lookup of signing keys for one batch from ``sender``."""
-        rows = conn.execute(
-            select(partner_keys).where(
-                partner_keys.c.partner_oin == sender, partner_keys.c.use == "sig"
-            )
-        ).mappings()
-        own = {r["kid"]: self._signer(r, now) for r in rows}
-        return SignerLookup(self, conn, own, now)
+    def signer_lookup(self, engine: Engine, sender: OIN, *, now: datetime) -> SignerLookup:
+        """A lookup of signing keys for one batch from ``sender``.
+
+        It holds no connection: the sender's own keys are read at once, any other kid
+        (a signer that is not the sender) in a short read of its own.
+        """
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(partner_keys).where(
+                    partner_keys.c.partner_oin == sender, partner_keys.c.use == "sig"
+                )
+            ).mappings()
+            own = {r["kid"]: self._signer(r, now) for r in rows}
+        return SignerLookup(self, engine, own, now)
 
     def _signer(self, row: RowMapping, now: datetime) -> SignerKey:
         kid = row["kid"]
@@ -119,6 +132,43 @@ class Directory:
                 registered_at=now,
             )
         )
+
+    def identify(self, conn: Connection, fingerprint: str, *, now: datetime) -> Partner | None:
+        """The partner a TLS client certificate speaks for, read from the store each time.
+
+        None unless the certificate is registered, not revoked, not past its
+        ``not_after``, and its partner exists and has not ended.
+        """
+        row = conn.execute(
+            select(
+                partners.c.oin,
+                partners.c.role,
+                partners.c.ended_at,
+                partner_certificates.c.not_after,
+                partner_certificates.c.revoked_at,
+            )
+            .join(partners, partners.c.oin == partner_certificates.c.partner_oin)
+            .where(partner_certificates.c.fingerprint == fingerprint)
+        ).first()
+        if row is None:
+            return None
+        if row.revoked_at is not None and row.revoked_at <= now:
+            return None
+        if row.not_after <= now or (row.ended_at is not None and row.ended_at <= now):
+            return None
+        return Partner(OIN(row.oin), row.role)
+
+    def revoke_certificate(self, conn: Connection, fingerprint: str, *, now: datetime) -> bool:
+        """Refuse a TLS client certificate from now on; false when there is no such one."""
+        result = conn.execute(
+            update(partner_certificates)
+            .where(
+                partner_certificates.c.fingerprint == fingerprint,
+                partner_certificates.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        return result.rowcount > 0
 
     def store_outreach_keyset(
         self, conn: Connection, *, gemeente: str, signed: str, now: datetime
@@ -173,23 +223,24 @@ class SignerLookup:
     """Resolves a kid to a signer key for one batch; unknown kids are looked up once."""
 
     def __init__(
-        self, directory: Directory, conn: Connection, own: dict[str, SignerKey], now: datetime
+        self, directory: Directory, engine: Engine, own: dict[str, SignerKey], now: datetime
     ) -> None:
         self._directory = directory
-        self._conn = conn
+        self._engine = engine
         self._known: dict[str, SignerKey | None] = dict(own)
         self._now = now
 
     def __call__(self, kid: KeyID) -> SignerKey | None:
         if kid not in self._known:
-            row = (
-                self._conn.execute(
-                    select(partner_keys).where(
-                        partner_keys.c.kid == kid, partner_keys.c.use == "sig"
+            with self._engine.connect() as conn:
+                row = (
+                    conn.execute(
+                        select(partner_keys).where(
+                            partner_keys.c.kid == kid, partner_keys.c.use == "sig"
+                        )
                     )
+                    .mappings()
+                    .first()
                 )
-                .mappings()
-                .first()
-            )
-            self._known[kid] = None if row is None else self._directory._signer(row, self._now)
+                self._known[kid] = None if row is None else self._directory._signer(row, self._now)
         return self._known[kid]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
-
 from gateway.schema import Notice
 from keys.jwk import OIN, KeyID
 from keys.outreach import OutreachKeySet
@@ -28,8 +26,8 @@ class Route:
 class Router:
     """Routes the notices of one batch; each municipality's key set is read once."""
 
-    def __init__(self, gw: Gateway, conn: Connection) -> None:
-        self._gw, self._conn = gw, conn
+    def __init__(self, gw: Gateway) -> None:
+        self._gw = gw
         self._keysets: dict[str, OutreachKeySet | None] = {}
 
     def route(self, notice: Notice) -> Route | None:
@@ -38,9 +36,10 @@ class Router:
         if team is None:
             return None
         if notice.gemeente not in self._keysets:
-            self._keysets[notice.gemeente] = self._gw.directory.outreach_keyset(
-                self._conn, notice.gemeente
-            )
+            with self._gw.engine.connect() as conn:
+                self._keysets[notice.gemeente] = self._gw.directory.outreach_keyset(
+                    conn, notice.gemeente
+                )
         keyset = self._keysets[notice.gemeente]
         if keyset is None:
             return None

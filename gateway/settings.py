@@ -62,7 +62,8 @@ class Settings(BaseSettings):
         path = home / "settings.json"
         values: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         values["home"] = home
-        return cls(**values)
+        # The home named on the command line wins over $SIGNAALPOORT_HOME.
+        return cls(**values).model_copy(update={"home": home})
 
     @property
     def store_url(self) -> str:

@@ -13,22 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
-from joserfc import jwe, jws
-from joserfc.errors import JoseError
+from joserfc import jwe
 
 from keys.errors import EnvelopeInvalid
 from keys.jose import (
     ENC_ALG,
     JWE_REGISTRY,
-    JWS_REGISTRY,
     KEY_ALG,
     HeaderError,
+    b64d,
     check_jwe_header,
     check_jws_header,
     compact_parts,
     loads_object,
     parse_header,
 )
+from keys.jwa import OpenFailed, decrypt_compact, verify_es256
 from keys.jwk import OIN, KeyID, PrivateKey, PublicKey
 from keys.limits import CLOCK_SKEW, MAX_ENVELOPE_BYTES, MAX_NOTICE_LIFETIME
 from keys.signed import sign_document
@@ -100,7 +100,8 @@ def open_envelope(
         text = envelope.decode("ascii") if isinstance(envelope, bytes) else envelope
         if not text.isascii():
             raise HeaderError("malformed")
-        outer = parse_header(compact_parts(text, 5)[0])
+        parts = compact_parts(text, 5)
+        outer = parse_header(parts[0])
         check_jwe_header(outer)
     except (HeaderError, UnicodeDecodeError) as exc:
         raise EnvelopeInvalid("envelope header refused", cause=_cause(exc)) from None
@@ -111,13 +112,11 @@ def open_envelope(
     if outer.get("cty") != ENVELOPE_CTY:
         raise EnvelopeInvalid("envelope must carry a nested JWT", cause="content_type_invalid")
     try:
-        inner = jwe.decrypt_compact(text, key.jose, registry=JWE_REGISTRY).plaintext
-    except (JoseError, ValueError) as exc:
+        inner = decrypt_compact(parts, outer["epk"], key)
+    except OpenFailed as exc:
         raise EnvelopeInvalid("envelope does not decrypt", cause="decrypt_failed") from exc
-    if inner is None:
-        raise EnvelopeInvalid("envelope does not decrypt", cause="decrypt_failed")
 
-    signed, header = _inner_jws(inner)
+    signed, header, jws_parts = _inner_jws(inner)
     record = signer_key(KeyID(header["kid"]))
     if record is None:
         raise EnvelopeInvalid("signing key is not registered", cause="key_unknown")
@@ -126,12 +125,13 @@ def open_envelope(
     if record.owner != sender:
         raise EnvelopeInvalid("signer is not the sender", cause="signer_mismatch")
     try:
-        verified = jws.deserialize_compact(signed, record.key.jose, registry=JWS_REGISTRY)
-    except (JoseError, ValueError) as exc:
+        signing_input = f"{jws_parts[0]}.{jws_parts[1]}".encode("ascii")
+        verify_es256(signing_input, b64d(jws_parts[2]), record.key)
+    except (OpenFailed, ValueError) as exc:
         raise EnvelopeInvalid("signature does not verify", cause="signature_invalid") from exc
 
-    payload = verified.payload
     try:
+        payload = b64d(jws_parts[1])
         claims = loads_object(payload)
     except ValueError as exc:
         raise EnvelopeInvalid("payload is not a JSON object", cause="payload_malformed") from exc
@@ -144,7 +144,7 @@ def open_envelope(
     )
 
 
-def _inner_jws(inner: bytes) -> tuple[str, dict[str, Any]]:
+def _inner_jws(inner: bytes) -> tuple[str, dict[str, Any], list[str]]:
     try:
         signed = inner.decode("ascii")
     except UnicodeDecodeError:
@@ -158,7 +158,7 @@ def _inner_jws(inner: bytes) -> tuple[str, dict[str, Any]]:
         check_jws_header(header, typ=NOTICE_TYP)
     except HeaderError as exc:
         raise EnvelopeInvalid("signature header refused", cause=_cause(exc)) from None
-    return signed, header
+    return signed, header, parts
 
 
 def _check_claims(

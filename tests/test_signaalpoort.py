@@ -169,10 +169,12 @@ def test_a_partner_key_revoked_at_the_gateway_is_refused_at_once(demo: Path) -> 
     gateway = str(demo / "gateway")
     ring = json.loads((demo / "zorg" / "keys" / "keyring.json").read_text())
     kid = next(e["jwk"]["kid"] for e in ring["keys"] if e["jwk"]["use"] == "sig")
-    assert _run("keys", "revoke", kid, "--partner", "--home", gateway) == 0
+    # "--" ends the options: a kid is base64url and may start with "-".
+    assert _run("keys", "revoke", "--partner", "--home", gateway, "--", kid) == 0
     result = self_check(demo, now=datetime.now(UTC))
     assert result.refused == 4
-    assert _run("keys", "revoke", kid, "--partner", "--home", gateway) == signaalpoort.EXIT_CONFIG
+    again = _run("keys", "revoke", "--partner", "--home", gateway, "--", kid)
+    assert again == signaalpoort.EXIT_CONFIG
 
 
 def test_audit_log_verifies_after_a_signed_checkpoint(demo: Path) -> None:
@@ -183,3 +185,11 @@ def test_audit_log_verifies_after_a_signed_checkpoint(demo: Path) -> None:
 
 
 ZORG_OIN = next(p.oin for p in DEMO_PARTIES if p.home == "zorg")
+
+
+def test_the_home_on_the_command_line_wins_over_the_environment(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIGNAALPOORT_HOME", str(tmp_path / "elsewhere"))
+    settings = signaalpoort.Settings.load(demo / "gateway")
+    assert settings.home == demo / "gateway"

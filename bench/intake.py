@@ -1,0 +1,192 @@
+"""REST intake end to end: notices/s through HTTPS with mutual TLS, against the ceiling.
+
+    .venv/bin/python bench/intake.py [--notices 10000] [--batch 500] [--workers 2]
+
+Builds a demo whose outreach key set has 10 recipients (SQLite, the embedded default),
+seals the notices beforehand (sealing is the creditor's cost, not the gateway's), starts
+``signaalpoort serve`` with its worker processes, and sends batches from a few client
+threads at once. The ceiling is open+verify alone on every core, measured in the same
+run; the ratio says how much of it the whole pipeline keeps. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from adapters import profile
+from adapters.creditor import Creditor, read_export
+from adapters.rest import RestClient
+from keys.envelope import SignerKey, open_envelope
+from keys.home import PartyHome
+from keys.receipt import verify_receipt
+from signaalpoort import DEMO_PARTIES, init_demo
+
+EXTRA_TEAMS = 7  # noord, zuid, the back office and seven more: 10 outreach recipients
+CREDITOR = "zorg"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seal_part(args: tuple[str, str, int, int]) -> list[str]:
+    """Seal rows ``start..stop`` of the synthetic export, in a worker process."""
+    demo, url, start, stop = args
+    now = datetime.now(UTC)
+    home = PartyHome(Path(demo) / CREDITOR)
+    creditor = Creditor(home, now=now)
+    rows = read_export(Path(demo) / CREDITOR / "notices.csv")
+    with RestClient(home, url) as client:
+        return [
+            creditor.seal_row(
+                profile.Row(i, {**rows[i % len(rows)].values, "ref": f"BENCH-{i}"}, {}),
+                client,
+                now=now,
+            ).envelope
+            for i in range(start, stop)
+        ]
+
+
+def ceiling_part(args: tuple[str, list[str], float]) -> float:
+    """open+verify per second on one core, over the pre-sealed envelopes."""
+    demo, envelopes, seconds = args
+    now = datetime.now(UTC)
+    gateway = PartyHome(Path(demo) / "gateway").keyring()
+    creditor = PartyHome(Path(demo) / CREDITOR)
+    oin = creditor.identity().oin
+    record = SignerKey(creditor.keyring().current("sig", now=now).public(), oin)
+    intake = gateway.accepted("enc", now=now)
+    audience = DEMO_PARTIES[0].oin
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        open_envelope(
+            envelopes[count % len(envelopes)],
+            intake_keys=intake,
+            signer_key=lambda kid: record,
+            sender=oin,
+            audience=audience,
+            now=now,
+        )
+        count += 1
+    return count / elapsed
+
+
+def wait_ready(url: str, home: PartyHome, deadline: float) -> None:
+    while time.time() < deadline:
+        try:
+            with RestClient(home, url, timeout=2) as client:
+                client.gateway_keys()
+                return
+        except Exception:  # noqa: BLE001 (the server is still starting)
+            time.sleep(0.2)
+    raise SystemExit("the gateway did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--notices", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 2
+
+    with tempfile.TemporaryDirectory(prefix="signaalpoort-bench-") as tmp:
+        demo = Path(tmp) / "demo"
+        init_demo(demo, now=datetime.now(UTC), teams=EXTRA_TEAMS)
+        port = free_port()
+        url = f"https://localhost:{port}"
+        env = {**os.environ, "SIGNAALPOORT_HOME": str(demo / "gateway")}
+        env.pop("SIGNAALPOORT_DATABASE_URL", None)
+        server = subprocess.Popen(  # noqa: S603 (our own command)
+            [
+                sys.executable,
+                "-m",
+                "signaalpoort",
+                "serve",
+                "--home",
+                str(demo / "gateway"),
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            home = PartyHome(demo / CREDITOR)
+            wait_ready(url, home, time.time() + 60)
+            step = -(-args.notices // cores)
+            parts = [
+                (str(demo), url, i, min(i + step, args.notices))
+                for i in range(0, args.notices, step)
+            ]
+            started = time.perf_counter()
+            with ProcessPoolExecutor(cores) as pool:
+                envelopes = [e for part in pool.map(seal_part, parts) for e in part]
+            sealing = time.perf_counter() - started
+            batches = [envelopes[i : i + args.batch] for i in range(0, len(envelopes), args.batch)]
+            keys = home.pinned("gateway")
+            outcomes = {"accepted": 0, "duplicate": 0, "refused": 0}
+
+            def send(batch: list[str]) -> dict[str, int]:
+                with RestClient(home, url) as client:
+                    receipt = verify_receipt(client.submit(batch), keys=keys)
+                counts = dict.fromkeys(outcomes, 0)
+                for item in receipt["items"]:
+                    counts[item["outcome"]] += 1
+                return counts
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(args.clients) as clients:
+                for counts in clients.map(send, batches):
+                    for k, v in counts.items():
+                        outcomes[k] += v
+            elapsed = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+        sample = envelopes[:200]
+        with ProcessPoolExecutor(cores) as pool:
+            ceiling = sum(pool.map(ceiling_part, [(str(demo), sample, 5.0)] * cores))
+
+    intake = outcomes["accepted"] / elapsed
+    print(
+        json.dumps(
+            {
+                "benchmark": "intake",
+                "store": "sqlite",
+                "outreach_recipients": 3 + EXTRA_TEAMS,
+                "notices": args.notices,
+                "batch": args.batch,
+                "server_workers": args.workers,
+                "client_threads": args.clients,
+                "outcomes": outcomes,
+                "seconds": round(elapsed, 2),
+                "notices_per_second": round(intake, 1),
+                "open_verify_ceiling_per_second": round(ceiling, 1),
+                "ratio": round(intake / ceiling, 3),
+                "sealing_seconds_client_side": round(sealing, 1),
+                "machine_cores": cores,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

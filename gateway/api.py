@@ -1,0 +1,616 @@
+"""The partner API: REST intake, receipts, withdrawals, outreach keys and the team inbox.
+
+Served over HTTPS with mutual TLS (``gateway.tls``). A request passes, outermost first:
+
+    guard          every error becomes ``{"error": code, "detail": safe text}``
+    authenticate   the client certificate from the TLS layer → a registered partner,
+                   checked against the store on every request; 401 otherwise, before
+                   anything reads the body
+    route          role check (403), size limits (413) while reading the body itself,
+                   shape checks (400), then the gateway's service functions in a
+                   worker thread (they are synchronous)
+
+No header is ever trusted for identity. The public paths are the health check, the
+gateway's JWK Set and the API's own documentation.
+
+Status codes and error codes (the contract partners code against):
+
+    401 unauthenticated   no, unknown, revoked or expired client certificate
+    403 forbidden         the partner's role may not use the route
+    404 not_found         no such resource for this partner
+    413 too_large         the body exceeds the limit (from Content-Length, then counted)
+    400 body_invalid      not JSON, not the documented shape, too many items
+    503 store_unavailable the database cannot be reached
+    500 internal          anything else; logged by class name only
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import inbox, ingest, withdraw
+from gateway.errors import StoreError
+from gateway.partners import Partner
+from gateway.service import Gateway
+from gateway.settings import Settings
+from gateway.store.schema import receipts
+from gateway.tls import client_certificate
+from keys.errors import CertificateInvalid
+from keys.home import ENV_HOME
+from keys.jwk import jwks
+from keys.limits import MAX_ENVELOPES_PER_REQUEST, MAX_REQUEST_BYTES
+from keys.pki import certificate_identity
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/healthz", "/.well-known/jwks.json", "/openapi.json", "/docs"})
+"""Paths served without a client certificate."""
+
+MAX_ACK_IDS = 1_000
+"""Deliveries acknowledged in one request."""
+
+MAX_SMALL_BODY_BYTES = 64 * 1024
+"""The body of a request other than a notice batch (an acknowledgement, a withdrawal)."""
+
+MAX_ID = 2**63 - 1
+"""The largest delivery id a request may name (a signed 64-bit integer)."""
+
+CREDITOR_ROLES = ("creditor",)
+INBOX_ROLES = ("team", "backoffice")
+
+_JTI = re.compile(r"^[A-Za-z0-9._:-]{1,36}$")
+_GEMEENTE = re.compile(r"^[0-9]{4}$")
+
+
+# -- errors at this edge -------------------------------------------------------------
+
+
+class _Refusal(Exception):
+    """An answer other than success, decided by this edge; ``detail`` is safe to show."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def _unauthenticated() -> _Refusal:
+    return _Refusal(401, "unauthenticated", "a registered, valid client certificate is required")
+
+
+def _not_found(what: str) -> _Refusal:
+    return _Refusal(404, "not_found", f"no such {what}")
+
+
+def _body_invalid(detail: str) -> _Refusal:
+    return _Refusal(400, "body_invalid", detail)
+
+
+def _too_large() -> _Refusal:
+    return _Refusal(413, "too_large", "the request body exceeds the limit")
+
+
+def _classify(exc: BaseException) -> tuple[int, str, str]:
+    """The status, error code and safe detail for an exception that reached the edge."""
+    if isinstance(exc, _Refusal):
+        return exc.status, exc.code, exc.detail
+    if isinstance(exc, ClientDisconnect):
+        return 400, "body_invalid", "the body ended early"
+    if isinstance(exc, StoreError | DBAPIError | PoolTimeout):
+        return 503, "store_unavailable", "the store is unavailable; try again later"
+    return 500, "internal", "internal error"
+
+
+def _error_response(status: int, code: str, detail: str, *, close: bool = False) -> JSONResponse:
+    headers = {"connection": "close"} if close else None
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+class _Guard:
+    """The outermost layer: maps every exception to a JSON error, logs no message.
+
+    When the request announced a body that was not read to its end, the error response
+    closes the connection, so a refused client cannot make the server drain its body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"started": False, "body_done": not _announces_body(scope)}
+
+        async def tracked_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                state["body_done"] = True
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, tracked_receive, tracked_send)
+        except Exception as exc:  # noqa: BLE001 (the HTTP edge: every failure is answered)
+            status, code, detail = _classify(exc)
+            if status >= 500:
+                logger.error("request failed: %s (%s)", type(exc).__name__, code)
+            if state["started"]:
+                return  # uvicorn closes a connection whose response did not complete
+            response = _error_response(status, code, detail, close=not state["body_done"])
+            await response(scope, receive, send)
+
+
+def _announces_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+# -- authentication ------------------------------------------------------------------
+
+
+class _Authenticate:
+    """Turns the TLS client certificate into a registered partner, or refuses with 401.
+
+    Runs before any route and never touches ``receive``, so an unauthenticated request
+    is answered without its body being read. The certificate is checked against the
+    store's partner and revocation records on every request.
+    """
+
+    def __init__(self, app: ASGIApp, *, gw: Gateway) -> None:
+        self.app = app
+        self.gw = gw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        der = client_certificate(scope)
+        partner = None if der is None else await run_in_threadpool(self._identify, der)
+        if partner is None:
+            raise _unauthenticated()
+        scope.setdefault("state", {})["partner"] = partner
+        await self.app(scope, receive, send)
+
+    def _identify(self, der: bytes) -> Partner | None:
+        try:
+            identity = certificate_identity(der)
+        except CertificateInvalid:
+            return None
+        with self.gw.engine.connect() as conn:
+            partner = self.gw.directory.identify(
+                conn, identity.fingerprint, now=self.gw.clock.now()
+            )
+        # The registered partner must be the one the certificate names.
+        if partner is None or partner.oin != identity.oin:
+            return None
+        return partner
+
+
+def _role(*roles: str) -> Callable[[Request], Awaitable[Partner]]:
+    async def check(request: Request) -> Partner:
+        partner = request.scope.get("state", {}).get("partner")
+        if not isinstance(partner, Partner):
+            raise _unauthenticated()
+        if partner.role not in roles:
+            raise _Refusal(403, "forbidden", "this route is not for the partner's role")
+        return partner
+
+    return check
+
+
+AnyPartner = Annotated[Partner, Depends(_role("creditor", "team", "backoffice", "municipality"))]
+Creditor = Annotated[Partner, Depends(_role(*CREDITOR_ROLES))]
+InboxHolder = Annotated[Partner, Depends(_role(*INBOX_ROLES))]
+
+
+# -- bodies --------------------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 once over ``limit``: by Content-Length first,
+    then counted while streaming (a chunked body announces no length)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.strip().isdigit():
+            raise _body_invalid("Content-Length is not a number")
+        if int(length) > limit:
+            raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large()
+    return bytes(body)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise _body_invalid("the body is not JSON") from exc
+
+
+def _envelopes(body: bytes) -> list[str]:
+    doc = _json(body)
+    if not isinstance(doc, dict) or set(doc) != {"envelopes"}:
+        raise _body_invalid('the body is {"envelopes": [...]}')
+    envelopes = doc["envelopes"]
+    if not isinstance(envelopes, list) or not envelopes:
+        raise _body_invalid("envelopes is a non-empty array")
+    if len(envelopes) > MAX_ENVELOPES_PER_REQUEST:
+        raise _body_invalid(f"at most {MAX_ENVELOPES_PER_REQUEST} envelopes per request")
+    if not all(isinstance(e, str) for e in envelopes):
+        raise _body_invalid("every envelope is a string")
+    return envelopes
+
+
+def _ack_ids(body: bytes) -> list[int]:
+    doc = _json(body)
+    if not isinstance(doc, dict) or set(doc) != {"ids"} or not isinstance(doc["ids"], list):
+        raise _body_invalid('the body is {"ids": [...]}')
+    ids = doc["ids"]
+    if len(ids) > MAX_ACK_IDS:
+        raise _body_invalid(f"at most {MAX_ACK_IDS} ids per request")
+    if not all(type(i) is int and 0 < i <= MAX_ID for i in ids):
+        raise _body_invalid("every id is a positive integer")
+    return ids
+
+
+def _withdraw_reason(body: bytes) -> withdraw.Reason:
+    if not body.strip():
+        return "other"
+    doc = _json(body)
+    if not isinstance(doc, dict) or not set(doc) <= {"reason"}:
+        raise _body_invalid('the body is {"reason": ...} or empty')
+    reason = doc.get("reason", "other")
+    if not isinstance(reason, str) or reason not in withdraw.REASONS:
+        raise _body_invalid("reason is one of " + ", ".join(withdraw.REASONS))
+    return cast(withdraw.Reason, reason)
+
+
+# -- models (the OpenAPI schema) -----------------------------------------------------
+
+
+class ErrorOut(BaseModel):
+    """Every error answer."""
+
+    error: str = Field(description="a stable code: unauthenticated, forbidden, not_found, ...")
+    detail: str = Field(description="a safe, human-readable explanation")
+
+
+class NoticesIn(BaseModel):
+    """A batch of notices, each a compact JWE envelope (docs/envelope.md)."""
+
+    envelopes: list[str] = Field(min_length=1, max_length=MAX_ENVELOPES_PER_REQUEST)
+
+
+class Counts(BaseModel):
+    """How many envelopes had each outcome."""
+
+    accepted: int
+    duplicate: int
+    refused: int
+
+
+class ReceiptOut(BaseModel):
+    """The gateway's signed receipt for a batch."""
+
+    id: str
+    receipt: str = Field(description="compact JWS signed by the gateway (docs/envelope.md)")
+    counts: Counts
+
+
+class StoredReceiptOut(BaseModel):
+    """A receipt fetched again."""
+
+    id: str
+    receipt: str
+
+
+class WithdrawIn(BaseModel):
+    """Why the creditor withdraws the signal (the body is optional)."""
+
+    reason: withdraw.Reason = "other"
+
+
+class WithdrawOut(BaseModel):
+    """The notice, now withdrawn."""
+
+    jti: str
+    status: Literal["withdrawn"]
+
+
+class OutreachKeysOut(BaseModel):
+    """The municipality-signed outreach key set; verify it against the pinned key."""
+
+    gemeente: str
+    keyset: str = Field(description="compact JWS signed by the municipality")
+
+
+class JWKSOut(BaseModel):
+    """The gateway's published public keys."""
+
+    keys: list[dict[str, Any]]
+
+
+class InboxItemOut(BaseModel):
+    """One delivery: a signal or a withdrawal (``signal.type``)."""
+
+    id: int
+    signal: dict[str, Any]
+
+
+class InboxOut(BaseModel):
+    """A page of the inbox; pass ``next`` as ``after`` for the next page."""
+
+    items: list[InboxItemOut]
+    next: int | None
+
+
+class AckIn(BaseModel):
+    """Deliveries received by the team."""
+
+    ids: list[int] = Field(max_length=MAX_ACK_IDS)
+
+
+class AckOut(BaseModel):
+    """How many deliveries were newly acknowledged."""
+
+    acknowledged: int
+
+
+class HealthOut(BaseModel):
+    """The service and its store are up."""
+
+    status: Literal["ok"]
+
+
+def _request_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    # The routes read their bodies themselves (limits first), so FastAPI would not know
+    # them; this documents them in the schema.
+    schema = model.model_json_schema()
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorOut} for status in (*statuses, 503, 500)}
+
+
+# -- routes --------------------------------------------------------------------------
+
+
+def _routes(gw: Gateway) -> APIRouter:
+    router = APIRouter()
+    authenticated = (401, 403)
+
+    @router.post(
+        "/v1/notices",
+        response_model=ReceiptOut,
+        summary="Submit a batch of notices; returns the signed receipt",
+        responses=_errors(*authenticated, 400, 413),
+        openapi_extra=_request_body(NoticesIn),
+        tags=["creditor"],
+    )
+    async def submit_notices(request: Request, partner: Creditor) -> ReceiptOut:
+        envelopes = _envelopes(await _read_body(request, MAX_REQUEST_BYTES))
+        receipt = await run_in_threadpool(
+            ingest.submit, gw, sender=partner.oin, envelopes=envelopes, intake="rest"
+        )
+        counts = Counts(
+            accepted=receipt.count("accepted"),
+            duplicate=receipt.count("duplicate"),
+            refused=receipt.count("refused"),
+        )
+        return ReceiptOut(id=receipt.id, receipt=receipt.jws, counts=counts)
+
+    @router.get(
+        "/v1/receipts/{receipt_id}",
+        response_model=StoredReceiptOut,
+        summary="Fetch a receipt again (only the creditor it was issued to)",
+        responses=_errors(*authenticated, 404),
+        tags=["creditor"],
+    )
+    def get_receipt(receipt_id: str, partner: Creditor) -> StoredReceiptOut:
+        if len(receipt_id) > 36:
+            raise _not_found("receipt")
+        with gw.engine.connect() as conn:
+            jws = conn.execute(
+                select(receipts.c.jws).where(
+                    receipts.c.id == receipt_id, receipts.c.creditor_oin == partner.oin
+                )
+            ).scalar()
+        if jws is None:
+            raise _not_found("receipt")
+        return StoredReceiptOut(id=receipt_id, receipt=jws)
+
+    @router.post(
+        "/v1/notices/{jti}/withdraw",
+        response_model=WithdrawOut,
+        summary="Withdraw a signal (e.g. the debt is paid); the team is told",
+        responses=_errors(*authenticated, 400, 404, 413),
+        openapi_extra=_request_body(WithdrawIn, required=False),
+        tags=["creditor"],
+    )
+    async def withdraw_notice(jti: str, request: Request, partner: Creditor) -> WithdrawOut:
+        if _JTI.match(jti) is None:
+            raise _not_found("notice")
+        reason = _withdraw_reason(await _read_body(request, MAX_SMALL_BODY_BYTES))
+        done = await run_in_threadpool(
+            withdraw.withdraw, gw, creditor=partner.oin, jti=jti, reason=reason
+        )
+        if done is None:
+            raise _not_found("notice")
+        return WithdrawOut(jti=done.jti, status="withdrawn")
+
+    @router.get(
+        "/v1/outreach-keys/{gemeente}",
+        response_model=OutreachKeysOut,
+        summary="The municipality-signed outreach key set",
+        responses=_errors(401, 404),
+        tags=["creditor"],
+    )
+    def outreach_keys(gemeente: str, partner: AnyPartner) -> OutreachKeysOut:
+        if _GEMEENTE.match(gemeente) is None:
+            raise _not_found("key set")
+        with gw.engine.connect() as conn:
+            keyset = gw.directory.outreach_keyset(conn, gemeente)
+        if keyset is None:
+            raise _not_found("key set")
+        return OutreachKeysOut(gemeente=gemeente, keyset=keyset.signed)
+
+    @router.get(
+        "/v1/inbox",
+        response_model=InboxOut,
+        summary="Signals and withdrawals for this team, oldest first",
+        responses=_errors(*authenticated, 400),
+        tags=["team"],
+    )
+    def pull_inbox(
+        partner: InboxHolder,
+        after: Annotated[int, Query(ge=0, le=MAX_ID, description="the last id seen")] = 0,
+        limit: Annotated[int, Query(ge=1, le=inbox.MAX_PAGE)] = 100,
+    ) -> InboxOut:
+        items = inbox.pull(gw, recipient=partner.oin, after=after, limit=limit)
+        return InboxOut(
+            items=[InboxItemOut(id=i.id, signal=i.signal) for i in items],
+            next=items[-1].id if items else None,
+        )
+
+    @router.post(
+        "/v1/inbox/ack",
+        response_model=AckOut,
+        summary="Acknowledge received deliveries",
+        responses=_errors(*authenticated, 400, 413),
+        openapi_extra=_request_body(AckIn),
+        tags=["team"],
+    )
+    async def ack_inbox(request: Request, partner: InboxHolder) -> AckOut:
+        ids = _ack_ids(await _read_body(request, MAX_SMALL_BODY_BYTES))
+        count = await run_in_threadpool(inbox.ack, gw, recipient=partner.oin, ids=ids)
+        return AckOut(acknowledged=count)
+
+    @router.get(
+        "/.well-known/jwks.json",
+        response_model=JWKSOut,
+        summary="The gateway's published keys (receipts, intake encryption)",
+        tags=["public"],
+    )
+    def gateway_keys() -> JWKSOut:
+        return JWKSOut(**jwks(gw.keyring.published(now=gw.clock.now())))
+
+    @router.get(
+        "/healthz",
+        response_model=HealthOut,
+        summary="Liveness: the service answers and its store is reachable",
+        responses={503: {"model": ErrorOut}},
+        tags=["public"],
+    )
+    def health() -> HealthOut:
+        with gw.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return HealthOut(status="ok")
+
+    return router
+
+
+# -- the app -------------------------------------------------------------------------
+
+
+def create_app(gw: Gateway, *, close_on_shutdown: bool = False) -> FastAPI:
+    """The partner API over ``gw``; closes ``gw`` at shutdown if asked to."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if close_on_shutdown:
+                gw.close()
+
+    app = FastAPI(
+        title="Signaalpoort partner API",
+        version="1",
+        description="Mutual TLS: present a client certificate registered with the gateway.",
+        docs_url="/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        lifespan=lifespan,
+    )
+    app.include_router(_routes(gw))
+
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        return _error_response(400, "body_invalid", "a parameter is invalid")
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        if status == 404:
+            return _error_response(404, "not_found", "no such route")
+        if status == 405:
+            return _error_response(405, "method_not_allowed", "the route has no such method")
+        return _error_response(status, "internal" if status >= 500 else "refused", "refused")
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    # Added last is outermost: guard, then authenticate, then the routes.
+    app.add_middleware(_Authenticate, gw=gw)
+    app.add_middleware(_Guard)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {})
+            components["securitySchemes"] = {"mutualTLS": {"type": "mutualTLS"}}
+            schema["security"] = [{"mutualTLS": []}]
+            for path, operations in schema.get("paths", {}).items():
+                for operation in operations.values():
+                    # Invalid parameters are answered 400 body_invalid, never 422.
+                    operation.get("responses", {}).pop("422", None)
+                    if path in PUBLIC_PATHS:
+                        operation["security"] = []
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.get("schemas", {}).pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of the gateway whose home is ``$SIGNAALPOORT_HOME`` (uvicorn workers)."""
+    gw = Gateway.open(Settings.load(Path(os.environ[ENV_HOME])))
+    return create_app(gw, close_on_shutdown=True)

@@ -1,0 +1,176 @@
+"""End to end over real HTTPS with mutual TLS: CSV exports in, a team's inbox out.
+
+Creditors of several categories send a few hundred notices with ``signaalpoort send``;
+the gateway (uvicorn on a loopback port) verifies, stores and routes them; team noord
+pulls exactly those routed to it with contact details identical to the CSV, team zuid
+sees none of them, and sending the same files again gives only duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from gateway.api import create_app
+
+import signaalpoort
+from gateway.service import Gateway
+from gateway.settings import Settings
+from gateway.tls import server_config
+from signaalpoort import DEMO_PARTIES, init_demo
+
+ROWS_PER_CREDITOR = 60
+SURNAMES = [
+    ("Jansen", ""), ("Vries", "de"), ("Bakker", ""), ("Berg", "van den"), ("Visser", ""),
+    ("Smit", ""), ("Meijer", ""), ("Dijk", "van"), ("Mulder", ""), ("Boer", "de"),
+    ("Yılmaz", ""), ("Çelik", ""), ("Hoek", "van der"), ("Brouwer", ""), ("Koç", ""),
+]  # fmt: skip
+STREETS = ["Kinkerstraat", "Javastraat", "Osdorpplein", "Meeuwenlaan", "Bijlmerdreef"]
+CONTACT_COLUMNS = (
+    "achternaam", "voorvoegsel", "voorletters", "geboortedatum", "straat", "huisnummer",
+    "huisletter", "huisnummertoevoeging", "postcode", "woonplaats", "telefoon", "email",
+    "klantnummer",
+)  # fmt: skip
+
+
+def _write_export(path: Path, category: str, seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    with (path.parent / "notices.csv").open(newline="") as fh:
+        header = csv.DictReader(fh).fieldnames or []
+    rows = []
+    for i in range(ROWS_PER_CREDITOR):
+        name, prefix = rng.choice(SURNAMES)
+        rows.append(
+            {
+                **dict.fromkeys(header, ""),
+                "ref": f"{category}-E2E-{i:04d}",
+                "category": category,
+                "achternaam": name,
+                "voorvoegsel": prefix,
+                "voorletters": rng.choice(["J.", "A.B.", "M.", "K.L."]),
+                "geboortedatum": _birth_date(rng),
+                "straat": rng.choice(STREETS),
+                "huisnummer": str(rng.randint(1, 400)),
+                "huisletter": rng.choice(["", "", "A"]),
+                "postcode": f"10{rng.randint(11, 99)}{rng.choice(['AB', 'KL', 'XZ'])}",
+                "woonplaats": "Amsterdam",
+                "telefoon": f"06{rng.randint(10000000, 99999999)}",
+                "email": f"bewoner{seed}{i}@voorbeeld.nl",
+                "bedrag": f"{rng.randint(100, 5000)}.{rng.randint(0, 99):02d}",
+                "ontstaansdatum": "2026-08-01",
+                "signaaldatum": "2026-11-01",
+                "stage": rng.choice(["vroeg", "aanmaning", "dagvaarding"]),
+                "klantnummer": f"K{seed}{i:05d}",
+            }
+        )
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _birth_date(rng: random.Random) -> str:
+    return f"19{rng.randint(40, 99)}-0{rng.randint(1, 9)}-{rng.randint(10, 28)}"
+
+
+@pytest.fixture
+def served_demo(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, str]]:
+    if not store_url.startswith("sqlite"):
+        monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
+    demo = tmp_path / "demo"
+    init_demo(demo, now=datetime.now(UTC) - timedelta(minutes=5))
+    gw = Gateway.open(Settings.load(demo / "gateway"))
+    config = server_config(create_app(gw), gw.settings, host="127.0.0.1", port=0)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        assert time.time() < deadline, "the gateway did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield demo, f"https://localhost:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+    gw.close()
+
+
+def _cli(*args: str) -> int:
+    with pytest.raises(SystemExit) as done:
+        signaalpoort.main(list(args))
+    return int(done.value.code or 0)
+
+
+def test_csv_exports_reach_exactly_the_routed_team_intact(
+    served_demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    demo, url = served_demo
+    sent: dict[str, dict[str, str]] = {}
+    files = []
+    for seed, party in enumerate(p for p in DEMO_PARTIES if p.category):
+        export = demo / party.home / "export.csv"
+        for row in _write_export(export, party.category or "", seed):
+            sent[row["ref"]] = row
+        files.append((party.home, export))
+        assert _cli("send", "--home", str(demo / party.home), str(export), "--gateway", url) == 0
+        receipt = json.loads(export.with_name("export.csv.receipt.json").read_text())
+        assert receipt["counts"] == {"accepted": ROWS_PER_CREDITOR, "duplicate": 0, "refused": 0}
+    assert len(sent) >= 300
+
+    zuid_out, noord_out = tmp_path / "zuid.jsonl", tmp_path / "noord.jsonl"
+    args = ("inbox", "pull", "--gateway", url, "--out")
+    assert _cli(*args, str(zuid_out), "--home", str(demo / "zuid")) == 0
+    assert _cli(*args, str(noord_out), "--home", str(demo / "noord")) == 0
+    assert zuid_out.read_text() == ""
+    pulled = [json.loads(line) for line in noord_out.read_text().splitlines()]
+    assert sorted(r["ref"] for r in pulled) == sorted(sent)
+    for record in pulled:
+        row = sent[record["ref"]]
+        assert {c: record.get(c, "") for c in CONTACT_COLUMNS} == {
+            c: row[c] for c in CONTACT_COLUMNS
+        }
+        assert (record["category"], record["stage"], record["bedrag"]) == (
+            row["category"],
+            row["stage"],
+            row["bedrag"],
+        )
+        assert record["routing"]["team"] == next(p.oin for p in DEMO_PARTIES if p.home == "noord")
+
+    # A second pull finds nothing: every signal was acknowledged.
+    again = tmp_path / "again.jsonl"
+    assert _cli(*args, str(again), "--home", str(demo / "noord")) == 0
+    assert again.read_text() == ""
+
+    for home, export in files:
+        assert _cli("send", "--home", str(demo / home), str(export), "--gateway", url) == 0
+        receipt = json.loads(export.with_name("export.csv.receipt.json").read_text())
+        assert receipt["counts"] == {"accepted": 0, "duplicate": ROWS_PER_CREDITOR, "refused": 0}
+
+
+def test_send_exits_non_zero_and_names_the_reason_when_notices_are_refused(
+    served_demo: tuple[Path, str],
+) -> None:
+    demo, url = served_demo
+    export = demo / "huur" / "export.csv"
+    _write_export(export, "HUUR", 7)
+    assert _cli("send", "--home", str(demo / "huur"), str(export), "--gateway", url) == 0
+    # Same references, other amounts: a changed notice under an id already used.
+    text = export.read_text().replace("2026-11-01", "2026-11-02")
+    export.write_text(text)
+    assert (
+        _cli("send", "--home", str(demo / "huur"), str(export), "--gateway", url)
+        == signaalpoort.EXIT_REFUSED
+    )
+    receipt = json.loads(export.with_name("export.csv.receipt.json").read_text())
+    assert receipt["reasons"] == {"jti_reused": ROWS_PER_CREDITOR}
