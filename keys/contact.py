@@ -23,10 +23,10 @@ from keys.jose import (
     ENC_ALG,
     KEY_ALG,
     HeaderError,
-    b64d,
     b64e,
     canonical,
     check_jwe_header,
+    is_b64url,
     loads_object,
     parse_header,
 )
@@ -83,10 +83,8 @@ def check_contact_block(block: Any, *, jti: str) -> list[KeyID]:
         value = block[member]
         if not isinstance(value, str):
             raise ContactBlockInvalid("contact block member is not a string", cause="malformed")
-        try:
-            b64d(value)
-        except ValueError:
-            raise ContactBlockInvalid("contact block is not base64url", cause="malformed") from None
+        if not is_b64url(value):
+            raise ContactBlockInvalid("contact block is not base64url", cause="malformed")
     try:
         protected = parse_header(block["protected"])
     except HeaderError:
@@ -113,7 +111,8 @@ def check_contact_block(block: Any, *, jti: str) -> list[KeyID]:
             if "enc" in header:
                 raise HeaderError("header_invalid")
             check_jwe_header({**header, "enc": ENC_ALG}, allowed=_RECIPIENT_HEADER | {"enc"})
-            b64d(r["encrypted_key"])
+            if not is_b64url(r["encrypted_key"]):
+                raise ValueError("encrypted_key is not base64url")
         except (HeaderError, ValueError) as exc:
             cause = exc.cause if isinstance(exc, HeaderError) else "malformed"
             raise ContactBlockInvalid("contact recipient refused", cause=cause) from None
