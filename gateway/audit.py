@@ -34,6 +34,9 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 CHECKPOINT_PREFIX = b"signaalpoort-audit-checkpoint/v1\n"
 
+LEGAL_BASIS = "AVG art. 6 lid 1 sub e; Wgs art. 3 lid 3 en art. 4a"
+"""The legal basis of every processing step of the gateway (DOMAIN.md, "Legal frame")."""
+
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 

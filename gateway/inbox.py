@@ -9,13 +9,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from gateway.audit import AuditEvent, format_time, new_trace_id
+from gateway.audit import LEGAL_BASIS, AuditEvent, format_time, new_trace_id
 from gateway.service import Gateway
 from gateway.store.schema import deliveries, notices
 from keys.jwk import OIN
 
 DELIVERY_ACTIVITY = "vroegsignalering: doorzetten signaal"
-LEGAL_BASIS = "AVG art. 6 lid 1 sub e; Wgs art. 3 lid 3 en art. 4a"
 MAX_PAGE = 500
 
 

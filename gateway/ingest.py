@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from sqlalchemy import Connection, insert, select
 
-from gateway.audit import AuditEvent, format_time, new_trace_id
+from gateway.audit import LEGAL_BASIS, AuditEvent, format_time, new_trace_id
 from gateway.routing import Route, Router
 from gateway.schema import Notice
 from gateway.service import Gateway
@@ -40,7 +40,6 @@ Intake = Literal["rest", "sftp", "local"]
 Outcome = Literal["accepted", "duplicate", "refused"]
 
 INTAKE_ACTIVITY = "vroegsignalering: ontvangst signaal"
-LEGAL_BASIS = "AVG art. 6 lid 1 sub e; Wgs art. 3 lid 3 en art. 4a"
 
 
 @dataclass(frozen=True)

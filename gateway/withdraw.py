@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, insert, select, update
 
-from gateway.audit import AuditEvent, format_time, new_trace_id
+from gateway.audit import LEGAL_BASIS, AuditEvent, format_time, new_trace_id
 from gateway.service import Gateway
 from gateway.store.schema import deliveries, notices
 from keys.jwk import OIN
@@ -28,7 +28,6 @@ REASONS: tuple[str, ...] = get_args(Reason)
 
 WITHDRAWN = "withdrawn"
 WITHDRAW_ACTIVITY = "vroegsignalering: intrekken signaal"
-LEGAL_BASIS = "AVG art. 6 lid 1 sub e; Wgs art. 3 lid 3 en art. 4a"
 
 
 @dataclass(frozen=True)
