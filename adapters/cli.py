@@ -12,10 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.creditor import Creditor, read_export, send_rows
+from adapters.creditor import GATEWAY_PIN, Creditor, read_export, send_rows
 from adapters.rest import RestClient, gateway_url
 from adapters.team import Team, pull_to_file
 from keys.home import PartyHome
+from keys.jwk import public_keys_from_jwks
 
 console = Console()
 EXIT_REFUSED = 1  # docs/reason-codes.md: something was refused
@@ -43,9 +44,10 @@ def send(
         raise typer.BadParameter("only --via rest is available", param_hint="--via")
     party = PartyHome.resolve(home)
     now = datetime.now(UTC)
-    creditor = Creditor(party, now=now)
     rows = read_export(file)
     with RestClient(party, gateway_url(party, gateway)) as client:
+        refresh_gateway_keys(party, client)
+        creditor = Creditor(party, now=now)
         result = send_rows(creditor, rows, client, now=now, batch_size=batch_size)
     receipt_path = file.with_name(file.name + ".receipt.json")
     receipt_path.write_text(
@@ -71,6 +73,17 @@ def send(
     console.print(f"receipts written to {receipt_path}")
     if result.refused:
         raise typer.Exit(EXIT_REFUSED)
+
+
+def refresh_gateway_keys(party: PartyHome, client: RestClient) -> None:
+    """Pin the gateway's keys as it publishes them now (it may have rotated).
+
+    The answer comes over TLS to a server whose certificate chains to the home's CA;
+    the municipality's key set stays pinned by its own signature, whatever this says.
+    """
+    published = public_keys_from_jwks(client.gateway_keys())
+    if {k.kid for k in published} != {k.kid for k in party.pinned(GATEWAY_PIN)}:
+        party.pin(GATEWAY_PIN, published)
 
 
 @inbox_app.command("pull")

@@ -14,14 +14,15 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import uvicorn
-from gateway.api import create_app
 
 import signaalpoort
+from gateway.api import create_app
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.tls import server_config
@@ -82,14 +83,8 @@ def _birth_date(rng: random.Random) -> str:
     return f"19{rng.randint(40, 99)}-0{rng.randint(1, 9)}-{rng.randint(10, 28)}"
 
 
-@pytest.fixture
-def served_demo(
-    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Path, str]]:
-    if not store_url.startswith("sqlite"):
-        monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
-    demo = tmp_path / "demo"
-    init_demo(demo, now=datetime.now(UTC) - timedelta(minutes=5))
+@contextmanager
+def _serving(demo: Path) -> Iterator[str]:
     gw = Gateway.open(Settings.load(demo / "gateway"))
     config = server_config(create_app(gw), gw.settings, host="127.0.0.1", port=0)
     server = uvicorn.Server(config)
@@ -99,11 +94,26 @@ def served_demo(
     while not server.started:
         assert time.time() < deadline, "the gateway did not start"
         time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield demo, f"https://localhost:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    gw.close()
+    try:
+        yield f"https://localhost:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        gw.close()
+
+
+@pytest.fixture
+def demo(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    if not store_url.startswith("sqlite"):
+        monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
+    init_demo(tmp_path / "demo", now=datetime.now(UTC) - timedelta(minutes=5))
+    return tmp_path / "demo"
+
+
+@pytest.fixture
+def served_demo(demo: Path) -> Iterator[tuple[Path, str]]:
+    with _serving(demo) as url:
+        yield demo, url
 
 
 def _cli(*args: str) -> int:
@@ -174,3 +184,15 @@ def test_send_exits_non_zero_and_names_the_reason_when_notices_are_refused(
     )
     receipt = json.loads(export.with_name("export.csv.receipt.json").read_text())
     assert receipt["reasons"] == {"jti_reused": ROWS_PER_CREDITOR}
+
+
+def test_send_follows_the_gateway_when_it_has_rotated_its_keys(demo: Path) -> None:
+    gateway, creditor = str(demo / "gateway"), str(demo / "drinkwater")
+    assert _cli("keys", "rotate", "--use", "sig", "--home", gateway) == 0
+    assert _cli("keys", "rotate", "--use", "enc", "--home", gateway) == 0
+    export = demo / "drinkwater" / "notices.csv"
+    with _serving(demo) as url:
+        assert _cli("send", "--home", creditor, str(export), "--gateway", url) == 0
+    pinned = json.loads((demo / "drinkwater" / "pins" / "gateway.jwks.json").read_text())
+    published = json.loads((demo / "gateway" / "keys" / "keyring.json").read_text())
+    assert {k["kid"] for k in pinned["keys"]} == {e["jwk"]["kid"] for e in published["keys"]}
