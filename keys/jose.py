@@ -119,11 +119,9 @@ def _no_constant(name: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError("duplicate member in JSON object")
-        out[k] = v
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate member in JSON object")
     return out
 
 
