@@ -206,3 +206,34 @@ class AuditEvent(BaseModel):
     def to_dict(self) -> dict[str, str]:
         """The event as a plain dict, without the fields that are ``None``."""
         return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+def step(
+    *,
+    action: str,
+    obj: str | None,
+    result: str,
+    organisation: str,
+    role: str,
+    activity: str,
+    now: datetime,
+    trace_id: str | None = None,
+    reason: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """One step taken for an organisation (its system is the actor), as an event dict."""
+    event = AuditEvent(
+        action=action,
+        object=obj or "-",
+        result=result,
+        reason=reason,
+        actor=organisation,
+        organisation=organisation,
+        role=role,
+        activity=activity,
+        legal_basis=LEGAL_BASIS,
+        time=format_time(now),
+        trace_id=trace_id or new_trace_id(),
+    ).to_dict()
+    event.update(extra)
+    return event

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 
-from gateway.audit import LEGAL_BASIS, AuditEvent, format_time, new_trace_id
+from gateway.audit import step
 from gateway.service import Gateway
 from gateway.store.schema import deliveries, notices
 from keys.jwk import OIN
@@ -64,10 +65,7 @@ def pull(gw: Gateway, *, recipient: OIN, after: int = 0, limit: int = 100) -> li
         ]
         gw.audit.append(
             conn,
-            [
-                _event(recipient, "signal.pulled", row.jti, row.trace_id, format_time(now))
-                for row in rows
-            ],
+            [_event(recipient, "signal.pulled", row.jti, row.trace_id, now) for row in rows],
         )
     return items
 
@@ -93,26 +91,21 @@ def ack(gw: Gateway, *, recipient: OIN, ids: Sequence[int]) -> int:
             )
             gw.audit.append(
                 conn,
-                [
-                    _event(recipient, "signal.delivered", r.jti, r.trace_id, format_time(now))
-                    for r in rows
-                ],
+                [_event(recipient, "signal.delivered", r.jti, r.trace_id, now) for r in rows],
             )
     return len(rows)
 
 
 def _event(
-    recipient: OIN, action: str, jti: str, trace_id: str | None, time: str
-) -> dict[str, Any]:
-    return AuditEvent(
+    recipient: OIN, action: str, jti: str, trace_id: str | None, now: datetime
+) -> dict[str, str]:
+    return step(
         action=action,
-        object=jti,
+        obj=jti,
         result="ok",
-        actor=recipient,
         organisation=recipient,
         role="team",
         activity=DELIVERY_ACTIVITY,
-        legal_basis=LEGAL_BASIS,
-        time=time,
-        trace_id=trace_id or new_trace_id(),
-    ).to_dict()
+        now=now,
+        trace_id=trace_id,
+    )

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from sqlalchemy import Connection, insert, select
 
-from gateway.audit import LEGAL_BASIS, AuditEvent, format_time, new_trace_id
+from gateway.audit import new_trace_id, step
 from gateway.routing import Route, Router
 from gateway.schema import Notice
 from gateway.service import Gateway
@@ -342,22 +342,19 @@ def _event(
     reason: str | None,
     trace_id: str | None = None,
     **extra: str,
-) -> dict[str, Any]:
-    event = AuditEvent(
+) -> dict[str, str]:
+    return step(
         action=action,
-        object=obj or "-",
+        obj=obj,
         result=result,
         reason=reason,
-        actor=sender,
         organisation=sender,
         role="creditor",
         activity=INTAKE_ACTIVITY,
-        legal_basis=LEGAL_BASIS,
-        time=format_time(now),
-        trace_id=trace_id or new_trace_id(),
-    ).to_dict()
-    event.update(extra)
-    return event
+        now=now,
+        trace_id=trace_id,
+        **extra,
+    )
 
 
 def _iso(value: date | None) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, insert, select, update
 
-from gateway.audit import LEGAL_BASIS, AuditEvent, format_time, new_trace_id
+from gateway.audit import format_time, step
 from gateway.service import Gateway
 from gateway.store.schema import deliveries, notices
 from keys.jwk import OIN
@@ -112,19 +112,16 @@ def _tell_recipients(
 
 def _event(
     creditor: OIN, jti: str, reason: Reason, trace_id: str | None, now: datetime, told: int
-) -> dict[str, Any]:
-    event = AuditEvent(
+) -> dict[str, str]:
+    return step(
         action="notice.withdrawn",
-        object=jti,
+        obj=jti,
         result=WITHDRAWN,
         reason=reason,
-        actor=creditor,
         organisation=creditor,
         role="creditor",
         activity=WITHDRAW_ACTIVITY,
-        legal_basis=LEGAL_BASIS,
-        time=format_time(now),
-        trace_id=trace_id or new_trace_id(),
-    ).to_dict()
-    event["recipients"] = str(told)
-    return event
+        now=now,
+        trace_id=trace_id,
+        recipients=str(told),
+    )
