@@ -53,6 +53,7 @@ from gateway.errors import StoreError
 from gateway.partners import Partner
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.store.engine import reading
 from gateway.store.schema import receipts
 from gateway.tls import client_certificate
 from keys.errors import CertificateInvalid
@@ -204,7 +205,7 @@ class _Authenticate:
             identity = certificate_identity(der)
         except CertificateInvalid:
             return None
-        with self.gw.engine.connect() as conn:
+        with reading(self.gw.engine) as conn:
             partner = self.gw.directory.identify(
                 conn, identity.fingerprint, now=self.gw.clock.now()
             )
@@ -442,7 +443,7 @@ def _routes(gw: Gateway) -> APIRouter:
     def get_receipt(receipt_id: str, partner: Creditor) -> StoredReceiptOut:
         if len(receipt_id) > 36:
             raise _not_found("receipt")
-        with gw.engine.connect() as conn:
+        with reading(gw.engine) as conn:
             jws = conn.execute(
                 select(receipts.c.jws).where(
                     receipts.c.id == receipt_id, receipts.c.creditor_oin == partner.oin
@@ -481,7 +482,7 @@ def _routes(gw: Gateway) -> APIRouter:
     def outreach_keys(gemeente: str, partner: AnyPartner) -> OutreachKeysOut:
         if _GEMEENTE.match(gemeente) is None:
             raise _not_found("key set")
-        with gw.engine.connect() as conn:
+        with reading(gw.engine) as conn:
             keyset = gw.directory.outreach_keyset(conn, gemeente)
         if keyset is None:
             raise _not_found("key set")
@@ -535,7 +536,7 @@ def _routes(gw: Gateway) -> APIRouter:
         tags=["public"],
     )
     def health() -> HealthOut:
-        with gw.engine.connect() as conn:
+        with reading(gw.engine) as conn:
             conn.execute(text("SELECT 1"))
         return HealthOut(status="ok")
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.store.engine import reading
 from keys.errors import Error as KeysError
 from keys.home import ENV_HOME
 from keys.jwk import OIN, PublicKey, public_keys_from_jwks
@@ -42,7 +43,7 @@ def audit_verify(home: HomeOption) -> None:
     gw = Gateway.open(Settings.load(home))
     try:
         keys = gw.keyring.published(now=gw.clock.now())
-        with gw.engine.connect() as conn:
+        with reading(gw.engine) as conn:
             count = gw.audit.verify(
                 conn,
                 verify_signature=lambda message, signature: _check_checkpoint(
@@ -77,7 +78,7 @@ def _check_checkpoint(message: bytes, signature: str, keys: list[PublicKey]) -> 
 def partner_keys_table(gw: Gateway, oin: str) -> Table:
     """A table of one partner's registered keys."""
     table = Table("kid", "use", "registered", "revoked")
-    with gw.engine.connect() as conn:
+    with reading(gw.engine) as conn:
         for row in gw.directory.keys_of(conn, oin):
             table.add_row(
                 str(row["kid"]),

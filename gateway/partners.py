@@ -14,6 +14,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
 
 from gateway.errors import PartnerUnknown
+from gateway.store.engine import reading
 from gateway.store.schema import outreach_keysets, partner_certificates, partner_keys, partners
 from keys.envelope import SignerKey
 from keys.jwk import OIN, KeyID, PublicKey
@@ -99,7 +100,7 @@ class Directory:
         It holds no connection: the sender's own keys are read at once, any other kid
         (a signer that is not the sender) in a short read of its own.
         """
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             rows = conn.execute(
                 select(partner_keys).where(
                     partner_keys.c.partner_oin == sender, partner_keys.c.use == "sig"
@@ -232,7 +233,7 @@ class SignerLookup:
 
     def __call__(self, kid: KeyID) -> SignerKey | None:
         if kid not in self._known:
-            with self._engine.connect() as conn:
+            with reading(self._engine) as conn:
                 row = (
                     conn.execute(
                         select(partner_keys).where(

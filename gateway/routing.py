@@ -11,6 +11,7 @@ from keys.outreach import OutreachKeySet
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
+from gateway.store.engine import reading
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Router:
         if team is None:
             return None
         if notice.gemeente not in self._keysets:
-            with self._gw.engine.connect() as conn:
+            with reading(self._gw.engine) as conn:
                 self._keysets[notice.gemeente] = self._gw.directory.outreach_keyset(
                     conn, notice.gemeente
                 )

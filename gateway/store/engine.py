@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with foreign keys on, and every transaction starts with
 ``BEGIN IMMEDIATE``: a writer takes the write lock up front, so two transactions that
 read and then write never deadlock on a lock upgrade (they queue behind
-``busy_timeout`` instead). This follows SQLAlchemy's recipe for taking over
+``busy_timeout`` instead). Connections from ``reading`` start a deferred transaction
+instead, so readers never queue behind a writer. This follows SQLAlchemy's recipe for taking over
 transaction control from the ``sqlite3`` driver.
 
 PostgreSQL goes through psycopg 3; ``postgresql://`` URLs are rewritten to
@@ -12,6 +13,8 @@ PostgreSQL goes through psycopg 3; ``postgresql://`` URLs are rewritten to
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +65,25 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+READ_ONLY = "signaalpoort_read_only"
+"""Execution option of connections made by ``reading``."""
+
+
 def _on_sqlite_begin(connection: Connection) -> None:
-    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
         return
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A reader in WAL mode neither waits for the writer nor blocks it; only writers
+    # need the lock up front.
+    connection.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only (on SQLite a deferred transaction: no write lock)."""
+    with engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})
+        yield conn
 
 
 def make_engine(url: str | URL) -> Engine:
