@@ -159,11 +159,23 @@ def check_jwe_header(header: dict[str, Any], *, allowed: frozenset[str] = JWE_HE
         raise HeaderError("alg_forbidden")
     if not isinstance(header.get("kid"), str):
         raise HeaderError("header_invalid")
-    epk = header.get("epk")
-    if not isinstance(epk, dict) or epk.get("kty") != "EC" or epk.get("crv") != "P-256":
+    if not is_epk(header.get("epk")):
         raise HeaderError("header_invalid")
-    if set(epk) - {"kty", "crv", "x", "y"}:
-        raise HeaderError("header_invalid")
+
+
+_EPK_MEMBERS = frozenset({"kty", "crv", "x", "y"})
+
+
+def is_epk(epk: Any) -> bool:
+    """Whether ``epk`` is exactly ``{"kty": "EC", "crv": "P-256", "x": str, "y": str}``."""
+    return (
+        type(epk) is dict
+        and epk.keys() == _EPK_MEMBERS
+        and epk["kty"] == "EC"
+        and epk["crv"] == "P-256"
+        and type(epk["x"]) is str
+        and type(epk["y"]) is str
+    )
 
 
 def _check_common(header: dict[str, Any], allowed: frozenset[str]) -> None:
