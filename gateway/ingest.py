@@ -21,18 +21,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import ValidationError
 from sqlalchemy import Connection, insert, select
 
 from gateway.audit import new_trace_id, step
+from gateway.checks import CheckContext, Checked, Refused
 from gateway.routing import Route, Router
 from gateway.schema import Notice
 from gateway.service import Gateway
 from gateway.store.atrest import bucket_for
 from gateway.store.schema import deliveries, notices, receipts
-from keys.contact import check_contact_block, strip_contact
-from keys.envelope import OpenedNotice, envelope_sha256, open_envelope
-from keys.errors import ContactBlockInvalid, EnvelopeInvalid, KeySetInvalid
+from keys.contact import strip_contact
+from keys.envelope import OpenedNotice, envelope_sha256
+from keys.errors import KeySetInvalid
 from keys.jwk import OIN
 from keys.receipt import sign_receipt
 
@@ -76,19 +76,12 @@ class Receipt:
 
 @dataclass(frozen=True)
 class _Checked:
-    """An envelope that passed every check that needs no write."""
+    """An envelope that passed every check that needs no write, and its route."""
 
     opened: OpenedNotice
     notice: Notice
     route: Route
     trace_id: str
-
-
-@dataclass(frozen=True)
-class _Refused:
-    jti: str | None
-    reason: str
-    cause: str
 
 
 def submit(
@@ -103,66 +96,41 @@ def submit(
     now = gw.clock.now()
     # The checks hold no connection: on SQLite an open transaction would hold the write
     # lock, and every other worker would wait for this one's cryptography.
-    signer_key = gw.directory.signer_lookup(gw.engine, sender, now=now)
+    ctx = CheckContext(
+        sender=sender,
+        audience=gw.settings.gateway_id,
+        now=now,
+        signers=gw.directory.signing_keys(gw.engine, now=now),
+    )
     router = Router(gw)
-    results = [
-        _check(gw, router, env, sender=sender, now=now, signer_key=signer_key) for env in envelopes
-    ]
+    results = [_route(router, result) for result in gw.check(envelopes, ctx)]
     hashes = [envelope_sha256(env) for env in envelopes]
     with gw.engine.begin() as conn:
         return _commit(gw, conn, sender, results, hashes, intake, source, now)
 
 
-def _check(
-    gw: Gateway,
-    router: Router,
-    envelope: str | bytes,
-    *,
-    sender: OIN,
-    now: datetime,
-    signer_key: Any,
-) -> _Checked | _Refused:
-    intake_keys = gw.keyring.accepted("enc", now=now)
-    try:
-        opened = open_envelope(
-            envelope,
-            intake_keys=intake_keys,
-            signer_key=signer_key,
-            sender=sender,
-            audience=gw.settings.gateway_id,
-            now=now,
-        )
-    except EnvelopeInvalid as exc:
-        return _Refused(None, "envelope_invalid", exc.cause)
-    jti = opened.claims.get("jti")
-    jti = jti if isinstance(jti, str) and len(jti) <= 36 else None
-    try:
-        notice = Notice.model_validate(opened.claims)
-    except ValidationError as exc:
-        fields = ",".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
-        return _Refused(jti, "schema_invalid", f"schema_invalid:{fields}"[:120])
-    try:
-        kids = check_contact_block(notice.contact, jti=notice.jti)
-    except ContactBlockInvalid as exc:
-        return _Refused(notice.jti, "contact_block_invalid", exc.cause)
+def _route(router: Router, result: Checked | Refused) -> _Checked | Refused:
+    if isinstance(result, Refused):
+        return result
+    notice = result.notice
     try:
         decided = router.route(notice)
     except KeySetInvalid as exc:
-        return _Refused(notice.jti, "gemeente_unknown", exc.cause)
+        return Refused(notice.jti, "gemeente_unknown", exc.cause)
     if decided is None:
-        return _Refused(notice.jti, "gemeente_unknown", "no team for this gemeente")
-    if not decided.keyset_kids <= set(kids):
+        return Refused(notice.jti, "gemeente_unknown", "no team for this gemeente")
+    if not decided.keyset_kids <= result.kids:
         # Judged against the whole key set, never the routed team: which team a signal
         # goes to depends on the person, and the receipt must not tell.
-        return _Refused(notice.jti, "contact_block_invalid", "recipients_incomplete")
-    return _Checked(opened, notice, decided, new_trace_id())
+        return Refused(notice.jti, "contact_block_invalid", "recipients_incomplete")
+    return _Checked(result.opened, notice, decided, new_trace_id())
 
 
 def _commit(
     gw: Gateway,
     conn: Connection,
     sender: OIN,
-    results: list[_Checked | _Refused],
+    results: list[_Checked | Refused],
     hashes: list[str],
     intake: Intake,
     source: str | None,
@@ -176,7 +144,7 @@ def _commit(
     seen: dict[str, str] = {}
     accepted: list[tuple[_Checked, str]] = []
     for position, (result, sha) in enumerate(zip(results, hashes, strict=True)):
-        if isinstance(result, _Refused):
+        if isinstance(result, Refused):
             items.append(Item(position, sha, result.jti, "refused", result.reason))
             events.append(
                 _event(sender, now, "notice.refused", result.jti, "refused", result.cause)

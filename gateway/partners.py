@@ -11,13 +11,12 @@ import json
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from gateway.errors import PartnerUnknown
 from gateway.store.engine import reading
 from gateway.store.schema import outreach_keysets, partner_certificates, partner_keys, partners
-from keys.envelope import SignerKey
-from keys.jwk import OIN, KeyID, PublicKey
+from keys.jwk import OIN, PublicKey
 from keys.outreach import OutreachKeySet, verify_outreach_keyset
 from keys.pki import CertificateIdentity
 
@@ -33,7 +32,6 @@ class Directory:
     """Reads and writes the partner tables; keeps parsed public keys in memory."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, PublicKey] = {}
         self._keysets: dict[str, tuple[str, OutreachKeySet]] = {}
 
     def add_partner(
@@ -94,32 +92,23 @@ class Directory:
         ).mappings()
         return [dict(r) for r in rows]
 
-    def signer_lookup(self, engine: Engine, sender: OIN, *, now: datetime) -> SignerLookup:
-        """A lookup of signing keys for one batch from ``sender``.
+    def signing_keys(self, engine: Engine, *, now: datetime) -> dict[str, tuple[str, str, bool]]:
+        """Every registered signing key: kid -> (public JWK as JSON, owner, refused).
 
-        It holds no connection: the sender's own keys are read at once, any other kid
-        (a signer that is not the sender) in a short read of its own.
+        Read afresh for every batch, so a revocation takes effect at once; a key is
+        refused once revoked or past its ``not_after``.
         """
         with reading(engine) as conn:
-            rows = conn.execute(
-                select(partner_keys).where(
-                    partner_keys.c.partner_oin == sender, partner_keys.c.use == "sig"
-                )
-            ).mappings()
-            own = {r["kid"]: self._signer(r, now) for r in rows}
-        return SignerLookup(self, engine, own, now)
-
-    def _signer(self, row: RowMapping, now: datetime) -> SignerKey:
-        kid = row["kid"]
-        key = self._keys.get(kid)
-        if key is None:
-            key = PublicKey.from_jwk(json.loads(row["jwk"]))
-            self._keys[kid] = key
-        revoked_at, not_after = row["revoked_at"], row["not_after"]
-        revoked = (revoked_at is not None and revoked_at <= now) or (
-            not_after is not None and not_after <= now
-        )
-        return SignerKey(key=key, owner=OIN(row["partner_oin"]), revoked=revoked)
+            rows = conn.execute(select(partner_keys).where(partner_keys.c.use == "sig")).all()
+        return {
+            row.kid: (
+                row.jwk,
+                row.partner_oin,
+                (row.revoked_at is not None and row.revoked_at <= now)
+                or (row.not_after is not None and row.not_after <= now),
+            )
+            for row in rows
+        }
 
     def add_certificate(
         self, conn: Connection, identity: CertificateIdentity, *, now: datetime
@@ -218,30 +207,3 @@ class Directory:
         ).mappings()
         pinned = [PublicKey.from_jwk(json.loads(r["jwk"])) for r in rows]
         return verify_outreach_keyset(signed, pinned=pinned, gemeente=gemeente)
-
-
-class SignerLookup:
-    """Resolves a kid to a signer key for one batch; unknown kids are looked up once."""
-
-    def __init__(
-        self, directory: Directory, engine: Engine, own: dict[str, SignerKey], now: datetime
-    ) -> None:
-        self._directory = directory
-        self._engine = engine
-        self._known: dict[str, SignerKey | None] = dict(own)
-        self._now = now
-
-    def __call__(self, kid: KeyID) -> SignerKey | None:
-        if kid not in self._known:
-            with reading(self._engine) as conn:
-                row = (
-                    conn.execute(
-                        select(partner_keys).where(
-                            partner_keys.c.kid == kid, partner_keys.c.use == "sig"
-                        )
-                    )
-                    .mappings()
-                    .first()
-                )
-                self._known[kid] = None if row is None else self._directory._signer(row, self._now)
-        return self._known[kid]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from gateway.checks import CheckContext, Checked, Checker, Refused
 from gateway.clock import Clock, SystemClock
 from gateway.partners import Directory
 from gateway.settings import Settings
@@ -42,6 +44,10 @@ class Gateway:
             audit=AuditLog(),
             clock=clock or SystemClock(),
         )
+
+    def check(self, envelopes: Sequence[str | bytes], ctx: CheckContext) -> list[Checked | Refused]:
+        """The checks that need no store, for a whole batch, in order."""
+        return Checker(self.keyring.accepted("enc", now=ctx.now)).check_all(envelopes, ctx)
 
     def close(self) -> None:
         self.engine.dispose()
