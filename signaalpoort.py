@@ -430,7 +430,9 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="port to listen on (default: the settings'; 0 picks one)")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="worker processes (default: two per core)")
+    ] = None,
 ) -> None:
     """Run the gateway's partner API over HTTPS with mutual TLS."""
     from gateway.cli import serve as serve_api

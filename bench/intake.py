@@ -1,6 +1,6 @@
 """REST intake end to end: notices/s through HTTPS with mutual TLS, against the ceiling.
 
-    .venv/bin/python bench/intake.py [--notices 6000] [--rounds 3] [--batch 500] [--workers 2]
+    .venv/bin/python bench/intake.py [--notices 6000] [--rounds 3] [--batch 500] [--workers 4]
 
 Builds a demo whose outreach key set has 10 recipients (SQLite, the embedded default),
 seals the notices beforehand (sealing is the creditor's cost, not the gateway's), starts
@@ -28,6 +28,7 @@ from pathlib import Path
 from adapters import profile
 from adapters.creditor import Creditor, read_export
 from adapters.rest import RestClient
+from gateway.cli import default_workers
 from keys.envelope import SignerKey, open_envelope
 from keys.home import PartyHome
 from keys.receipt import verify_receipt
@@ -107,8 +108,8 @@ def main() -> None:
     parser.add_argument("--notices", type=int, default=6_000, help="notices per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
     cores = os.cpu_count() or 2
 
