@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.cli import inbox_app, send
+from adapters.cli import inbox_app, register_app, send
 from adapters.creditor import GATEWAY_PIN, Creditor, read_export
 from adapters.errors import AdapterError
 from adapters.municipality import Municipality
@@ -59,6 +59,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(inbox_app, name="inbox")
+app.add_typer(register_app, name="register")
 app.command("send")(send)
 
 HomeOption = Annotated[

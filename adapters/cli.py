@@ -13,10 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.creditor import GATEWAY_PIN, Creditor, read_export, send_rows
+from adapters.errors import NotEnrolled
+from adapters.municipality import Municipality
+from adapters.register import PseudonymKey, read_brp, tokenise, write_register
 from adapters.rest import RestClient, gateway_url
 from adapters.team import Team, pull_to_file
 from keys.home import PartyHome
 from keys.jwk import public_keys_from_jwks
+from keys.tokens import Tokeniser
 
 console = Console()
 EXIT_REFUSED = 1  # docs/reason-codes.md: something was refused
@@ -30,6 +34,11 @@ GatewayOption = Annotated[
 ]
 
 inbox_app = typer.Typer(help="A team's inbox of routed signals.", no_args_is_help=True)
+register_app = typer.Typer(
+    help="The municipality's pseudonymised register: tokenise the BRP extract, look up a "
+    "pseudonym.",
+    no_args_is_help=True,
+)
 
 
 def send(
@@ -102,3 +111,41 @@ def inbox_pull(
             with out.open("a", encoding="utf-8") as fh:
                 count = pull_to_file(team, client, fh)
     typer.echo(f"{count} signal(s) pulled", err=True)
+
+
+@register_app.command("tokenise")
+def register_tokenise(
+    file: Annotated[Path, typer.Argument(help="the BRP extract (brp.csv)", exists=True)],
+    out: Annotated[Path, typer.Option("--out", help="the register to write (JSON Lines)")],
+    home: HomeOption = None,
+) -> None:
+    """Turn a BRP extract into the pseudonymised register the gateway loads."""
+    municipality = Municipality(PartyHome.resolve(home))
+    try:
+        tokeniser = Tokeniser(municipality.linkage_secret())
+    except FileNotFoundError:
+        raise NotEnrolled("this home holds no linkage secret") from None
+    records = tokenise(
+        read_brp(file),
+        tokeniser=tokeniser,
+        pseudonyms=PseudonymKey.load_or_create(municipality.home.secrets_dir),
+        gemeente=municipality.gemeente,
+        now=datetime.now(UTC),
+    )
+    counts = write_register(out, records)
+    total = sum(counts.values())
+    typer.echo(
+        f"{total} person(s) written to {out}: {counts['resident']} resident, "
+        f"{counts['deceased']} deceased, {counts['moved_out']} moved out"
+    )
+
+
+@register_app.command("pseudonym")
+def register_pseudonym(
+    bsn: Annotated[str, typer.Option("--bsn", help="the BSN of the person asking")],
+    home: HomeOption = None,
+) -> None:
+    """Print a person's pseudonym in the register (for a request under art. 15 AVG)."""
+    party = PartyHome.resolve(home)
+    Municipality(party)  # refuses a home that is not a municipality's
+    typer.echo(PseudonymKey.load(party.secrets_dir).person(bsn))

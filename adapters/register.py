@@ -1,0 +1,295 @@
+"""The register office's tokeniser: a BRP extract in, a pseudonymised register out.
+
+``read_brp`` reads the extract (DESIGN.md, "File formats at the edges") and refuses a
+row that does not fit with ``RowInvalid`` (line and column, never the value).
+``tokenise`` turns the rows into register records: match tokens, a person pseudonym,
+a household pseudonym, district and status, and nothing else of the person: no name,
+BSN, birth date or address. ``write_register`` writes them as JSON Lines, atomically.
+
+The pseudonyms are keyed with a ``PseudonymKey`` of their own, not with the linkage
+secret, so a person keeps their pseudonym across register reloads and linkage-key
+rotation::
+
+    person    = "p-" + base64url(HMAC-SHA256(key, "person" ‖ 0x1F ‖ bsn))[:22]
+    household = "h-" + base64url(HMAC-SHA256(key, "household" ‖ 0x1F ‖ huishouden_id))[:22]
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.errors import NotEnrolled, RowInvalid
+from keys import normalise
+from keys.errors import FieldInvalid
+from keys.keyring import write_private
+from keys.tokens import PersonFields, Tokeniser
+
+__all__ = [
+    "BRP_COLUMNS",
+    "PSEUDONYM_KEY_FILE",
+    "REGISTER_VERSION",
+    "BRPRow",
+    "PseudonymKey",
+    "read_brp",
+    "tokenise",
+    "write_register",
+]
+
+BRP_COLUMNS: tuple[str, ...] = (
+    "bsn",
+    "geslachtsnaam",
+    "voorvoegsel",
+    "voornamen",
+    "naamgebruik",
+    "partner_geslachtsnaam",
+    "partner_voorvoegsel",
+    "geboortedatum",
+    "postcode",
+    "huisnummer",
+    "huisletter",
+    "huisnummertoevoeging",
+    "woonplaats",
+    "gemeentecode",
+    "wijkcode",
+    "huishouden_id",
+    "datum_overlijden",
+    "datum_vertrek",
+)
+NAAMGEBRUIK = frozenset({"", "E", "P", "V", "N"})
+PSEUDONYM_KEY_FILE = "pseudonym-key.json"
+PSEUDONYM_KEY_BYTES = 32
+PSEUDONYM_CHARS = 22
+REGISTER_VERSION = 1
+ROW = "row"  # the column named when a refusal concerns the whole row
+
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+class PseudonymKey:
+    """The municipality's key for person and household pseudonyms (not the linkage secret)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, bytes) or len(key) != PSEUDONYM_KEY_BYTES:
+            raise ValueError(f"a pseudonym key is {PSEUDONYM_KEY_BYTES} bytes")
+        self._key = key
+
+    @classmethod
+    def generate(cls) -> PseudonymKey:
+        """A fresh random key."""
+        return cls(secrets.token_bytes(PSEUDONYM_KEY_BYTES))
+
+    @classmethod
+    def load(cls, secrets_dir: Path) -> PseudonymKey:
+        """The key in ``secrets_dir/pseudonym-key.json``; ``NotEnrolled`` if there is none."""
+        path = secrets_dir / PSEUDONYM_KEY_FILE
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotEnrolled("this home holds no pseudonym key (tokenise first)") from None
+        except ValueError:
+            raise NotEnrolled(f"{path} is not JSON") from None
+        try:
+            encoded = doc["key"]
+            return cls(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+        except (KeyError, TypeError, ValueError):
+            raise NotEnrolled(f"{path} does not hold a pseudonym key") from None
+
+    @classmethod
+    def load_or_create(cls, secrets_dir: Path) -> PseudonymKey:
+        """Like ``load``, but makes the key (mode 0600) on first use."""
+        path = secrets_dir / PSEUDONYM_KEY_FILE
+        if path.exists():
+            return cls.load(secrets_dir)
+        key = cls.generate()
+        write_private(path, json.dumps({"key": _b64e(key._key)}).encode())
+        return key
+
+    def person(self, bsn: str) -> str:
+        """The person pseudonym of a BSN (normalised here, so "12345672" is "012345672")."""
+        return "p-" + self._mac("person", normalise.bsn(bsn))
+
+    def household(self, huishouden_id: str) -> str:
+        """The household pseudonym of a BRP huishouden_id."""
+        return "h-" + self._mac("household", huishouden_id.strip())
+
+    def _mac(self, kind: str, value: str) -> str:
+        digest = hmac.new(self._key, f"{kind}\x1f{value}".encode(), hashlib.sha256).digest()
+        return _b64e(digest)[:PSEUDONYM_CHARS]
+
+    def __repr__(self) -> str:
+        return "PseudonymKey(<redacted>)"
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, repr=False)
+class BRPRow:
+    """One person of the extract, checked and normalised; ``line`` is where it ends."""
+
+    line: int
+    bsn: str
+    person: PersonFields
+    gemeentecode: str
+    wijkcode: str
+    huishouden_id: str
+    datum_overlijden: date | None
+    datum_vertrek: date | None
+
+    def __repr__(self) -> str:
+        return f"BRPRow(line={self.line}, <personal data redacted>)"
+
+
+def read_brp(path: Path) -> Iterator[BRPRow]:
+    """The rows of a BRP extract (UTF-8, optional BOM, header row), checked one by one.
+
+    Raises ``RowInvalid`` on the first row that does not fit; line 1 is the header.
+    """
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [name.strip() for name in next(reader, [])]
+            for column in BRP_COLUMNS:
+                if column not in header:
+                    raise RowInvalid(1, column, "the header lacks this column")
+            index = {column: header.index(column) for column in BRP_COLUMNS}
+            for fields in reader:
+                line = reader.line_num
+                if not fields:
+                    continue  # a blank line
+                if len(fields) != len(header):
+                    raise RowInvalid(
+                        line, ROW, f"expected {len(header)} fields, found {len(fields)}"
+                    )
+                row = _row(line, {c: fields[i] for c, i in index.items()})
+                if row.bsn in seen:
+                    raise RowInvalid(line, "bsn", f"duplicate of the BSN on line {seen[row.bsn]}")
+                seen[row.bsn] = line
+                yield row
+        except UnicodeDecodeError:
+            raise RowInvalid(reader.line_num + 1, ROW, "not UTF-8") from None
+
+
+def _row(line: int, raw: dict[str, str]) -> BRPRow:
+    if raw["naamgebruik"].strip().upper() not in NAAMGEBRUIK:
+        raise RowInvalid(line, "naamgebruik", "not one of E, P, V, N or empty")
+    try:
+        bsn = normalise.bsn(raw["bsn"])
+        person = PersonFields.from_register(
+            geslachtsnaam=raw["geslachtsnaam"],
+            voorvoegsel=raw["voorvoegsel"],
+            voornamen=raw["voornamen"],
+            naamgebruik=raw["naamgebruik"],
+            partner_geslachtsnaam=raw["partner_geslachtsnaam"],
+            partner_voorvoegsel=raw["partner_voorvoegsel"],
+            geboortedatum=raw["geboortedatum"],
+            postcode=raw["postcode"],
+            huisnummer=raw["huisnummer"],
+            bsn=bsn,
+        )
+    except FieldInvalid as exc:
+        # The message names the field, never its value (keys.normalise).
+        raise RowInvalid(line, exc.cause, str(exc.args[0])) from None
+    return BRPRow(
+        line=line,
+        bsn=bsn,
+        person=person,
+        gemeentecode=raw["gemeentecode"].strip(),
+        wijkcode=raw["wijkcode"].strip(),
+        huishouden_id=raw["huishouden_id"].strip(),
+        datum_overlijden=_optional_date(line, "datum_overlijden", raw["datum_overlijden"]),
+        datum_vertrek=_optional_date(line, "datum_vertrek", raw["datum_vertrek"]),
+    )
+
+
+def _optional_date(line: int, column: str, value: str) -> date | None:
+    text = value.strip()
+    if not text:
+        return None
+    m = _ISO_DATE.fullmatch(text)
+    if m is None:
+        raise RowInvalid(line, column, "not of the form YYYY-MM-DD")
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        raise RowInvalid(line, column, "not a real date") from None
+
+
+def tokenise(
+    rows: Iterable[BRPRow],
+    *,
+    tokeniser: Tokeniser,
+    pseudonyms: PseudonymKey,
+    gemeente: str,
+    now: datetime,
+) -> Iterator[dict[str, Any]]:
+    """A header record, then one register record per person, holding no personal data."""
+    yield {
+        "register": REGISTER_VERSION,
+        "kid": tokeniser.kid,
+        "gemeente": gemeente,
+        "created": now.astimezone(UTC).isoformat(),
+    }
+    for row in rows:
+        status, when = _status(row)
+        yield {
+            "pseudonym": pseudonyms.person(row.bsn),
+            "household": pseudonyms.household(row.huishouden_id) if row.huishouden_id else None,
+            "district": row.wijkcode or None,
+            "gemeente": row.gemeentecode,
+            "status": status,
+            "statusDate": when.isoformat() if when is not None else None,
+            "tokens": tokeniser.tokens(row.person, include_bsn=True),
+            "kid": tokeniser.kid,
+        }
+
+
+def _status(row: BRPRow) -> tuple[str, date | None]:
+    if row.datum_overlijden is not None:
+        return "deceased", row.datum_overlijden
+    if row.datum_vertrek is not None:
+        return "moved_out", row.datum_vertrek
+    return "resident", None
+
+
+def write_register(path: Path, records: Iterable[dict[str, Any]]) -> Counter[str]:
+    """Write the records as JSON Lines: a reader sees the old file or the whole new one.
+
+    Returns the number of persons per status. If ``records`` raises (a row of the
+    extract is refused), the previous file stays as it was.
+    """
+    counts: Counter[str] = Counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-register-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for record in records:
+                if "status" in record:
+                    counts[record["status"]] += 1
+                fh.write(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return counts
