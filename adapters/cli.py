@@ -15,7 +15,15 @@ from rich.table import Table
 from adapters.creditor import GATEWAY_PIN, Creditor, read_export, send_rows
 from adapters.errors import NotEnrolled
 from adapters.municipality import Municipality
-from adapters.register import PseudonymKey, read_brp, tokenise, write_register
+from adapters.register import (
+    PseudonymKey,
+    label_records,
+    read_brp,
+    read_labels,
+    tokenise,
+    write_labels,
+    write_register,
+)
 from adapters.rest import RestClient, gateway_url
 from adapters.team import Team, pull_to_file
 from keys.home import PartyHome
@@ -36,7 +44,7 @@ GatewayOption = Annotated[
 inbox_app = typer.Typer(help="A team's inbox of routed signals.", no_args_is_help=True)
 register_app = typer.Typer(
     help="The municipality's pseudonymised register: tokenise the BRP extract, look up a "
-    "pseudonym.",
+    "pseudonym, pseudonymise routing labels.",
     no_args_is_help=True,
 )
 
@@ -149,3 +157,22 @@ def register_pseudonym(
     party = PartyHome.resolve(home)
     Municipality(party)  # refuses a home that is not a municipality's
     typer.echo(PseudonymKey.load(party.secrets_dir).person(bsn))
+
+
+@register_app.command("labels")
+def register_labels(
+    file: Annotated[Path, typer.Argument(help="the routing labels (labels.csv)", exists=True)],
+    out: Annotated[Path, typer.Option("--out", help="the labels to write (JSON Lines)")],
+    home: HomeOption = None,
+) -> None:
+    """Pseudonymise routing labels by BSN with the register's pseudonym key (no BSN out)."""
+    municipality = Municipality(PartyHome.resolve(home))
+    pseudonyms = PseudonymKey.load(municipality.home.secrets_dir)  # NotEnrolled if none
+    records = label_records(
+        read_labels(file),
+        pseudonyms=pseudonyms,
+        gemeente=municipality.gemeente,
+        now=datetime.now(UTC),
+    )
+    count = write_labels(out, records)
+    typer.echo(f"{count} person(s) with labels written to {out}")

@@ -6,6 +6,10 @@ row that does not fit with ``RowInvalid`` (line and column, never the value).
 a household pseudonym, district and status, and nothing else of the person: no name,
 BSN, birth date or address. ``write_register`` writes them as JSON Lines, atomically.
 
+The routing labels go the same way: ``read_labels`` reads ``labels.csv`` (``bsn,label,
+team``), ``label_records`` replaces each BSN by the person pseudonym the register holds
+and merges one person's labels, and ``write_labels`` writes them, atomically too.
+
 The pseudonyms are keyed with a ``PseudonymKey`` of their own, not with the linkage
 secret, so a person keeps their pseudonym across register reloads and linkage-key
 rotation::
@@ -40,12 +44,19 @@ from keys.tokens import PersonFields, Tokeniser
 
 __all__ = [
     "BRP_COLUMNS",
+    "LABELS",
+    "LABELS_COLUMNS",
+    "LABELS_VERSION",
     "PSEUDONYM_KEY_FILE",
     "REGISTER_VERSION",
     "BRPRow",
+    "LabelRow",
     "PseudonymKey",
+    "label_records",
     "read_brp",
+    "read_labels",
     "tokenise",
+    "write_labels",
     "write_register",
 ]
 
@@ -77,6 +88,13 @@ REGISTER_VERSION = 1
 ROW = "row"  # the column named when a refusal concerns the whole row
 
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+LABELS_COLUMNS: tuple[str, ...] = ("bsn", "label", "team")
+GEREGELDE_BETALING = "geregelde_betaling"  # welfare with managed payments: that team
+SCHULDHULP = "schuldhulp"  # already a debt-help client: their current team (its OIN)
+LABELS = frozenset({GEREGELDE_BETALING, SCHULDHULP})
+LABELS_VERSION = 1
+_OIN = re.compile(r"[0-9]{20}")
 
 
 class PseudonymKey:
@@ -163,14 +181,28 @@ def read_brp(path: Path) -> Iterator[BRPRow]:
     Raises ``RowInvalid`` on the first row that does not fit; line 1 is the header.
     """
     seen: dict[str, int] = {}
+    for line, raw in _csv_rows(path, BRP_COLUMNS):
+        row = _row(line, raw)
+        if row.bsn in seen:
+            raise RowInvalid(line, "bsn", f"duplicate of the BSN on line {seen[row.bsn]}")
+        seen[row.bsn] = line
+        yield row
+
+
+def _csv_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each non-blank row's line and its ``columns`` (UTF-8, optional BOM, header row).
+
+    Raises ``RowInvalid`` for a header lacking a column, a row with the wrong number of
+    fields, or bytes that are not UTF-8; line 1 is the header.
+    """
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         try:
             header = [name.strip() for name in next(reader, [])]
-            for column in BRP_COLUMNS:
+            for column in columns:
                 if column not in header:
                     raise RowInvalid(1, column, "the header lacks this column")
-            index = {column: header.index(column) for column in BRP_COLUMNS}
+            index = {column: header.index(column) for column in columns}
             for fields in reader:
                 line = reader.line_num
                 if not fields:
@@ -179,11 +211,7 @@ def read_brp(path: Path) -> Iterator[BRPRow]:
                     raise RowInvalid(
                         line, ROW, f"expected {len(header)} fields, found {len(fields)}"
                     )
-                row = _row(line, {c: fields[i] for c, i in index.items()})
-                if row.bsn in seen:
-                    raise RowInvalid(line, "bsn", f"duplicate of the BSN on line {seen[row.bsn]}")
-                seen[row.bsn] = line
-                yield row
+                yield line, {c: fields[i] for c, i in index.items()}
         except UnicodeDecodeError:
             raise RowInvalid(reader.line_num + 1, ROW, "not UTF-8") from None
 
@@ -277,14 +305,29 @@ def write_register(path: Path, records: Iterable[dict[str, Any]]) -> Counter[str
     extract is refused), the previous file stays as it was.
     """
     counts: Counter[str] = Counter()
+
+    def counted() -> Iterator[dict[str, Any]]:
+        for record in records:
+            if "status" in record:
+                counts[record["status"]] += 1
+            yield record
+
+    _write_jsonl(path, counted(), prefix=".tmp-register-")
+    return counts
+
+
+def _write_jsonl(path: Path, records: Iterable[dict[str, Any]], *, prefix: str) -> None:
+    """Write the records as JSON Lines (mode 0600) through a temp file and a rename.
+
+    A reader sees the old file or the whole new one; if ``records`` raises, the
+    previous file stays as it was and the temp file is removed.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-register-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for record in records:
-                if "status" in record:
-                    counts[record["status"]] += 1
                 fh.write(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -292,4 +335,84 @@ def write_register(path: Path, records: Iterable[dict[str, Any]]) -> Counter[str
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return counts
+
+
+# -- routing labels ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class LabelRow:
+    """One label of ``labels.csv``, checked; ``team`` is an OIN or None."""
+
+    line: int
+    bsn: str
+    label: str
+    team: str | None
+
+    def __repr__(self) -> str:
+        return f"LabelRow(line={self.line}, label={self.label!r}, <BSN redacted>)"
+
+
+def read_labels(path: Path) -> Iterator[LabelRow]:
+    """The rows of ``labels.csv`` (UTF-8, optional BOM, header ``bsn,label,team``).
+
+    Raises ``RowInvalid`` (line and column, never the value) on the first row that does
+    not fit: a BSN failing the elfproef, an unknown label, ``schuldhulp`` without a team,
+    a team that is not a 20-digit OIN, or a BSN with the same label twice.
+    """
+    seen: dict[tuple[str, str], int] = {}
+    for line, raw in _csv_rows(path, LABELS_COLUMNS):
+        try:
+            bsn = normalise.bsn(raw["bsn"])
+        except FieldInvalid as exc:
+            raise RowInvalid(line, "bsn", str(exc.args[0])) from None
+        label = raw["label"].strip()
+        if label not in LABELS:
+            raise RowInvalid(line, "label", f"not one of {', '.join(sorted(LABELS))}")
+        team = raw["team"].strip() or None
+        if team is None and label == SCHULDHULP:
+            raise RowInvalid(line, "team", f"{SCHULDHULP} needs the current team's OIN")
+        if team is not None and not _OIN.fullmatch(team):
+            raise RowInvalid(line, "team", "not an OIN of 20 digits")
+        if (bsn, label) in seen:
+            raise RowInvalid(
+                line, "label", f"duplicate of the same BSN and label on line {seen[bsn, label]}"
+            )
+        seen[bsn, label] = line
+        yield LabelRow(line=line, bsn=bsn, label=label, team=team)
+
+
+def label_records(
+    rows: Iterable[LabelRow], *, pseudonyms: PseudonymKey, gemeente: str, now: datetime
+) -> Iterator[dict[str, Any]]:
+    """A header record, then one record per person: their pseudonym and labels, no BSN.
+
+    A person's labels are merged into one record, persons and labels in input order.
+    All rows are read before the first person is given, so a refused row stops it all.
+    """
+    yield {
+        "labels": LABELS_VERSION,
+        "gemeente": gemeente,
+        "created": now.astimezone(UTC).isoformat(),
+    }
+    persons: dict[str, list[dict[str, str | None]]] = {}
+    for row in rows:
+        persons.setdefault(pseudonyms.person(row.bsn), []).append(
+            {"label": row.label, "team": row.team}
+        )
+    for pseudonym, labels in persons.items():
+        yield {"pseudonym": pseudonym, "labels": labels}
+
+
+def write_labels(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write the label records as JSON Lines, atomically; returns the number of persons."""
+    count = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for record in records:
+            count += "pseudonym" in record
+            yield record
+
+    _write_jsonl(path, counted(), prefix=".tmp-labels-")
+    return count

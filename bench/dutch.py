@@ -660,7 +660,9 @@ class _Gen:
         for p in people:
             households.setdefault(p["hid"], []).append(p)
         signalled: list[dict[str, str]] = []
-        klant: dict[tuple[int, str], str] = {}
+        # Keyed by the person object's id; the value keeps the object alive, so an id is
+        # never reused by a later person (that would make the output depend on memory).
+        klant: dict[tuple[int, str], tuple[object, str]] = {}
         notices, truth, errors = [], [], []
         for i in range(1, count + 1):
             ref = f"N-{i:06d}"
@@ -696,7 +698,7 @@ class _Gen:
             bedrag = f"{rng.randint(lo * 100, hi * 100) / 100:.2f}"
             key = (id(p), category)
             if key not in klant:
-                klant[key] = f"{category[:2]}{rng.randrange(10**8):08d}"
+                klant[key] = (p, f"{category[:2]}{rng.randrange(10**8):08d}")
             notices.append(
                 [
                     ref,
@@ -712,7 +714,7 @@ class _Gen:
                     bsn,
                     stage,
                     stage_date,
-                    klant[key],
+                    klant[key][1],
                 ]  # fmt: skip
             )
             truth.append([ref, true_bsn])
