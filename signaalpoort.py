@@ -33,6 +33,7 @@ from gateway.cli import (
     config_app,
     import_partner_keys,
     partner_keys_table,
+    register_load,
     revoke_partner_key,
 )
 from gateway.errors import GatewayError
@@ -60,6 +61,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(register_app, name="register")
+register_app.command("load")(register_load)
 app.command("send")(send)
 
 HomeOption = Annotated[
@@ -470,6 +472,7 @@ EXIT_CODES: dict[str, int] = {
     "audit_broken": EXIT_REFUSED,
     "store_unavailable": EXIT_STORE,
     "partner_unknown": EXIT_CONFIG,
+    "register_invalid": EXIT_REFUSED,
     # adapters
     "adapter_error": EXIT_CONFIG,
     "row_invalid": EXIT_REFUSED,

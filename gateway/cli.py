@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.register import load_register
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.store.engine import reading
@@ -158,3 +159,21 @@ def serve(
         Multiprocess(config, sockets=[sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])
+
+
+def register_load(
+    path: Annotated[Path, typer.Argument(help="the register the tokeniser wrote (JSON Lines)")],
+    home: HomeOption,
+    gemeente: Annotated[str, typer.Option("--gemeente", help="the register's gemeente code")],
+    by: Annotated[str, typer.Option("--by", help="the OIN of the delivering municipality")],
+) -> None:
+    """Check a register file and replace the gateway's register with it, atomically."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        result = load_register(gw, path, gemeente=gemeente, by=by)
+    finally:
+        gw.close()
+    console.print(
+        f"register version {result.version} loaded: "
+        f"{result.persons} persons, {result.tokens} tokens"
+    )

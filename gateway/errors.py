@@ -4,7 +4,8 @@
     ├── AuditBroken       the audit log fails verification (chain, positions, head,
     │                     or a checkpoint's root or signature)
     ├── StoreError        the database is unreachable, unsupported or misconfigured
-    └── PartnerUnknown    no partner is registered under that OIN
+    ├── PartnerUnknown    no partner is registered under that OIN
+    └── RegisterInvalid   a register file does not fit (the line is named, never a value)
 
 Edges (HTTP, SFTP, CLI) map each ``code`` to their own status; messages carry no personal
 data and no key material.
@@ -54,3 +55,13 @@ class PartnerUnknown(GatewayError):
     """No partner is registered under the given OIN."""
 
     code = "partner_unknown"
+
+
+class RegisterInvalid(GatewayError):
+    """A register file does not fit; ``line`` is the first bad line (1 is the header)."""
+
+    code = "register_invalid"
+
+    def __init__(self, line: int, message: str = "") -> None:
+        super().__init__(f"line {line}: {message}" if message else f"line {line}")
+        self.line = line
