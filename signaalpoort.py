@@ -36,6 +36,7 @@ from gateway.cli import (
     register_load,
     revoke_partner_key,
 )
+from gateway.clock import FixedClock
 from gateway.errors import GatewayError
 from gateway.service import Gateway
 from gateway.settings import Settings
@@ -190,7 +191,7 @@ def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
         demo_csv = resources.files("adapters").joinpath("demo", f"{party.home}.csv")
         (home.path / "notices.csv").write_bytes(demo_csv.read_bytes())
 
-    gw = Gateway.open(Settings.load(gateway_home.path), clock=_Fixed(now))
+    gw = Gateway.open(Settings.load(gateway_home.path), clock=FixedClock(now))
     try:
         with gw.engine.begin() as conn:
             for party in parties[1:]:
@@ -217,14 +218,6 @@ def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
 
 def _party(home: str) -> DemoParty:
     return next(p for p in DEMO_PARTIES if p.home == home)
-
-
-class _Fixed:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
 
 
 class LocalTransport:
@@ -260,7 +253,7 @@ def self_check(directory: Path, *, now: datetime) -> SelfCheck:
     """Seal, send, store, deliver and open every demo notice, each party with its own home."""
     result = SelfCheck()
     expected: dict[str, dict[str, str]] = {}
-    gw = Gateway.open(Settings.load(directory / "gateway"), clock=_Fixed(now))
+    gw = Gateway.open(Settings.load(directory / "gateway"), clock=FixedClock(now))
     try:
         for party in DEMO_PARTIES:
             if party.role != "creditor":

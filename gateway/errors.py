@@ -1,6 +1,7 @@
 """Errors of the gateway, drawn as one tree.
 
-    GatewayError          base: every error has a stable ``code`` and ``diagnostics()``
+    GatewayError          base (a ``keys.errors.Error``): a stable ``code``, ``cause``
+                          and ``diagnostics()``
     ├── AuditBroken       the audit log fails verification (chain, positions, head,
     │                     or a checkpoint's root or signature)
     ├── StoreError        the database is unreachable, unsupported or misconfigured
@@ -13,19 +14,13 @@ data and no key material.
 
 from __future__ import annotations
 
+from keys.errors import Error
 
-class GatewayError(Exception):
+
+class GatewayError(Error):
     """Base of every error raised by ``gateway``; ``code`` is stable and documented."""
 
     code = "gateway_error"
-
-    def __init__(self, message: str = "", *, cause: str | None = None) -> None:
-        super().__init__(message or self.code)
-        self.cause = cause or self.code
-
-    def diagnostics(self) -> str:
-        """An operator-facing explanation, safe to print."""
-        return f"{self.code} ({self.cause}): {self.args[0]}"
 
 
 class AuditBroken(GatewayError):
