@@ -7,24 +7,39 @@ demo (``init --demo``) and its self-check.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func, select
 
+from adapters import profile
 from adapters.cli import inbox_app, register_app, send
-from adapters.creditor import GATEWAY_PIN, Creditor, read_export
+from adapters.creditor import BSN_CATEGORIES, GATEWAY_PIN, Creditor, person_fields, read_export
 from adapters.errors import AdapterError
 from adapters.municipality import Municipality
+from adapters.register import (
+    PseudonymKey,
+    label_records,
+    read_brp,
+    read_labels,
+    tokenise,
+    write_labels,
+    write_register,
+)
 from adapters.rest import GATEWAY_URL_FILE
 from adapters.team import Team
 from gateway import inbox, ingest
@@ -38,14 +53,20 @@ from gateway.cli import (
 )
 from gateway.clock import FixedClock
 from gateway.errors import GatewayError
+from gateway.matching import Matcher
+from gateway.register import load_register
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.store.auditlog import AuditLog
+from gateway.store.engine import make_engine, migrate, reading
+from gateway.store.schema import notices
 from keys.errors import Error as KeysError
 from keys.home import Identity, PartyHome, Role
 from keys.jwk import OIN, Use, jwks
 from keys.keyring import Keyring
 from keys.outreach import OutreachRecipient
 from keys.pki import DevCA, certificate_identity
+from keys.tokens import LinkageSecret, Tokeniser
 
 console = Console()
 err = Console(stderr=True)
@@ -158,7 +179,13 @@ def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
     gateway_home = homes["gateway"]
     settings = {
         "gateway_id": DEMO_PARTIES[0].oin,
-        "default_teams": {GEMEENTE: _party("noord").oin},
+        "routing": {
+            GEMEENTE: {
+                "default_team": _party(DEFAULT_TEAM).oin,
+                "backoffice": _party("backoffice").oin,
+                "districts": {"N": _party("noord").oin, "K": _party("zuid").oin},
+            }
+        },
     }
     (gateway_home.path / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
 
@@ -212,8 +239,36 @@ def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
             gw.directory.store_outreach_keyset(
                 conn, gemeente=GEMEENTE, signed=signed_keyset, now=now
             )
+        register, labels = _demo_register(homes["amsterdam"], now=now)
+        load_register(gw, register, gemeente=GEMEENTE, by=AMSTERDAM_OIN, labels=labels)
     finally:
         gw.close()
+
+
+def _demo_register(municipality: PartyHome, *, now: datetime) -> tuple[Path, Path]:
+    """The municipality tokenises the demo's BRP extract and labels, in its own home."""
+    office = Municipality(municipality)
+    pseudonyms = PseudonymKey.load_or_create(municipality.secrets_dir)
+    demo = resources.files("adapters").joinpath("demo")
+    register, labels = municipality.path / "register.jsonl", municipality.path / "labels.jsonl"
+    with resources.as_file(demo.joinpath("brp.csv")) as brp:
+        rows = list(read_brp(brp))
+    write_register(
+        register,
+        tokenise(
+            rows,
+            tokeniser=Tokeniser(office.linkage_secret()),
+            pseudonyms=pseudonyms,
+            gemeente=GEMEENTE,
+            now=now,
+        ),
+    )
+    with resources.as_file(demo.joinpath("labels.csv")) as csv_file:
+        label_rows = list(read_labels(csv_file))
+    write_labels(
+        labels, label_records(label_rows, pseudonyms=pseudonyms, gemeente=GEMEENTE, now=now)
+    )
+    return register, labels
 
 
 def _party(home: str) -> DemoParty:
@@ -245,8 +300,13 @@ class SelfCheck:
     accepted: int = 0
     duplicate: int = 0
     refused: int = 0
+    closed: int = 0
     delivered: int = 0
     matching: int = 0
+    teams: dict[str, int] = field(default_factory=dict)
+
+
+INBOXES = tuple(p.home for p in DEMO_PARTIES if p.role in ("team", "backoffice"))
 
 
 def self_check(directory: Path, *, now: datetime) -> SelfCheck:
@@ -267,15 +327,23 @@ def self_check(directory: Path, *, now: datetime) -> SelfCheck:
                 setattr(result, item["outcome"], getattr(result, item["outcome"]) + 1)
             for row, s in zip(rows, sealed, strict=True):
                 expected[s.jti] = dict(row.values)
-        team = Team(PartyHome(directory / DEFAULT_TEAM), now=now)
-        items = inbox.pull(gw, recipient=team.identity.oin, limit=500)
-        for item in items:
-            record = team.open(item.signal)
-            want = expected.get(record["jti"], {})
-            fields = ("achternaam", "voorletters", "straat", "postcode", "telefoon", "email")
-            result.delivered += 1
-            result.matching += all(record.get(f, "") == want.get(f, "") for f in fields)
-        inbox.ack(gw, recipient=team.identity.oin, ids=[i.id for i in items])
+        for name in INBOXES:
+            team = Team(PartyHome(directory / name), now=now)
+            items = inbox.pull(gw, recipient=team.identity.oin, limit=500)
+            for item in items:
+                record = team.open(item.signal)
+                want = expected.get(record["jti"], {})
+                fields = ("achternaam", "voorletters", "straat", "postcode", "telefoon", "email")
+                result.delivered += 1
+                result.matching += all(record.get(f, "") == want.get(f, "") for f in fields)
+            inbox.ack(gw, recipient=team.identity.oin, ids=[i.id for i in items])
+            result.teams[name] = len(items)
+        with reading(gw.engine) as conn:
+            result.closed = conn.execute(
+                select(func.count())
+                .select_from(notices)
+                .where(notices.c.jti.in_(list(expected)), notices.c.status == "closed")
+            ).scalar_one()
     finally:
         gw.close()
     return result
@@ -305,9 +373,22 @@ def selfcheck(
 ) -> None:
     """Seal, send, store and open the demo's notices; exit non-zero on any mismatch."""
     result = self_check(demo, now=datetime.now(UTC))
-    table = Table("accepted", "duplicate", "refused", "delivered to noord", "opened intact")
-    table.add_row(*(str(v) for v in vars(result).values()))
+    table = Table("accepted", "duplicate", "refused", "closed", "delivered", "opened intact")
+    table.add_row(
+        *(
+            str(v)
+            for v in (
+                result.accepted,
+                result.duplicate,
+                result.refused,
+                result.closed,
+                result.delivered,
+                result.matching,
+            )
+        )
+    )
     console.print(table)
+    console.print("delivered per inbox: " + ", ".join(f"{k} {v}" for k, v in result.teams.items()))
     if (
         result.refused
         or result.matching != result.delivered
@@ -445,6 +526,175 @@ def _gateway(party: PartyHome) -> Gateway:
         err.print("this command runs at the gateway (--home of the gateway)")
         raise typer.Exit(EXIT_USAGE)
     return Gateway.open(Settings.load(party.path))
+
+
+# -- linkage evaluation ----------------------------------------------------------------
+
+linkage_app = typer.Typer(help="How well notices find their residents.", no_args_is_help=True)
+app.add_typer(linkage_app, name="linkage")
+
+EVALUATE_BATCH = 500
+"""Notices per matcher call, as one intake batch would hold."""
+
+
+@dataclass
+class Evaluation:
+    """Per-notice outcomes of a linkage run against the ground truth."""
+
+    notices: int = 0
+    in_register: int = 0
+    accepted: int = 0
+    correct: int = 0
+    false_accepts_outside: int = 0
+    unreadable: int = 0
+    outcomes: dict[str, int] | None = None
+    bsn_notices: int = 0
+    bsn_accepted: int = 0
+    bsn_correct: int = 0
+
+    def report(self) -> dict[str, Any]:
+        outside = self.notices - self.in_register
+        precision = self.correct / self.accepted if self.accepted else 1.0
+        recall = self.correct / self.in_register if self.in_register else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        outcomes = self.outcomes or {}
+        return {
+            "notices": self.notices,
+            "in_register": self.in_register,
+            "precision": round(precision, 6),
+            "recall": round(recall, 6),
+            "f1": round(f1, 6),
+            "false_accept_rate": round(self.false_accepts_outside / outside, 6) if outside else 0.0,
+            "review_rate": round(outcomes.get("review", 0) / self.notices, 6)
+            if self.notices
+            else 0.0,
+            "outcomes": dict(sorted(outcomes.items())),
+            "unreadable": self.unreadable,
+            "with_bsn": {
+                "notices": self.bsn_notices,
+                "precision": round(self.bsn_correct / self.bsn_accepted, 6)
+                if self.bsn_accepted
+                else 1.0,
+                "recall": round(self.bsn_correct / self.bsn_notices, 6)
+                if self.bsn_notices
+                else 1.0,
+            },
+        }
+
+
+def evaluate_linkage(
+    register: Path, notices: Path, truth: Path, *, workdir: Path, now: datetime
+) -> dict[str, Any]:
+    """Run the real path on a BRP extract and a creditor export, scored against truth.
+
+    The municipality's tokeniser makes the register with a fresh linkage secret and
+    pseudonym key; the creditor adapter's code makes each notice's tokens; the
+    gateway loads the register into a scratch SQLite store and its matcher decides.
+    """
+    secret = LinkageSecret.generate(now=now)
+    tokeniser = Tokeniser(secret)
+    pseudonyms = PseudonymKey.generate()
+    brp_rows = list(read_brp(register))
+    gemeente = brp_rows[0].gemeentecode if brp_rows else "0000"
+    started = time.perf_counter()
+    jsonl = workdir / "register.jsonl"
+    write_register(
+        jsonl,
+        tokenise(brp_rows, tokeniser=tokeniser, pseudonyms=pseudonyms, gemeente=gemeente, now=now),
+    )
+    engine = make_engine(f"sqlite:///{workdir / 'gateway.db'}")
+    try:
+        migrate(engine)
+        gw = Gateway(
+            settings=cast(Any, None),
+            engine=engine,
+            keyring=cast(Any, None),
+            cipher=cast(Any, None),
+            audit=AuditLog(),
+            clock=FixedClock(now),
+        )
+        load_register(gw, jsonl, gemeente=gemeente, by="0" * 20)
+        register_seconds = time.perf_counter() - started
+
+        expected = {ref: bsn for ref, bsn in _truth(truth)}
+        refs: list[str] = []
+        values: list[dict[str, list[str]]] = []
+        result = Evaluation(outcomes={})
+        tokens_started = time.perf_counter()
+        for row in profile.read_rows(notices):
+            category = row.get("category").upper()
+            try:
+                person = person_fields(row, category)
+            except AdapterError:
+                result.unreadable += 1
+                refs.append(row.get("ref"))
+                values.append({})
+                continue
+            refs.append(row.get("ref"))
+            values.append(tokeniser.tokens(person, include_bsn=category in BSN_CATEGORIES))
+        tokens_seconds = time.perf_counter() - tokens_started
+
+        matcher = Matcher(engine)
+        match_started = time.perf_counter()
+        matches = []
+        for start in range(0, len(values), EVALUATE_BATCH):
+            matches.extend(
+                matcher.match(gemeente, secret.kid, values[start : start + EVALUATE_BATCH])
+            )
+        match_seconds = time.perf_counter() - match_started
+    finally:
+        engine.dispose()
+
+    outcomes = Counter[str]()
+    for ref, tokens, found in zip(refs, values, matches, strict=True):
+        if ref not in expected:
+            raise AdapterError(f"truth has no line for the notice {ref!r}")
+        bsn = expected[ref]
+        wanted = pseudonyms.person(bsn) if bsn else None
+        accepted = found.outcome in ("matched", "deceased", "moved_out")
+        correct = accepted and found.person == wanted
+        result.notices += 1
+        result.in_register += wanted is not None
+        result.accepted += accepted
+        result.correct += correct
+        result.false_accepts_outside += accepted and wanted is None
+        outcomes[found.outcome] += 1
+        if "bsn" in tokens and wanted is not None:
+            result.bsn_notices += 1
+            result.bsn_accepted += accepted
+            result.bsn_correct += correct
+    result.outcomes = dict(outcomes)
+    report = result.report()
+    report["register_persons"] = len(brp_rows)
+    report["register_persons_per_second"] = round(len(brp_rows) / register_seconds)
+    report["creditor_tokens_per_second"] = (
+        round(len(values) / tokens_seconds) if tokens_seconds else 0
+    )
+    report["notices_per_second"] = round(len(values) / match_seconds) if match_seconds else 0
+    return report
+
+
+def _truth(path: Path) -> Iterator[tuple[str, str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or set(reader.fieldnames) != {"ref", "bsn"}:
+            raise AdapterError("truth.csv: the header must be ref,bsn")
+        for row in reader:
+            yield row["ref"].strip(), row["bsn"].strip()
+
+
+@linkage_app.command("evaluate")
+def linkage_evaluate(
+    register: Annotated[Path, typer.Option("--register", help="the BRP extract (brp.csv)")],
+    notices: Annotated[Path, typer.Option("--notices", help="the creditor export (notices.csv)")],
+    truth: Annotated[Path, typer.Option("--truth", help="ref,bsn; empty bsn: not in the register")],
+) -> None:
+    """Match a creditor export against a BRP extract through pseudonyms; print metrics."""
+    with tempfile.TemporaryDirectory(prefix="signaalpoort-linkage-") as workdir:
+        report = evaluate_linkage(
+            register, notices, truth, workdir=Path(workdir), now=datetime.now(UTC)
+        )
+    typer.echo(json.dumps(report))
 
 
 EXIT_CODES: dict[str, int] = {

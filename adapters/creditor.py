@@ -167,7 +167,7 @@ class Creditor:
         stage = row.get("stage") or "vroeg"
         if stage not in STAGES:
             raise RowInvalid(row.line, "stage", "unknown stage")
-        person = self._person(row, category)
+        person = person_fields(row, category)
         if person.postcode is None:
             raise RowInvalid(row.line, "postcode", "a postcode is needed to find the municipality")
         gemeente = self._postcodes.gemeente(person.postcode)
@@ -205,20 +205,6 @@ class Creditor:
             notice["signaalpartner"] = row.get("signaalpartner")
         return notice
 
-    def _person(self, row: profile.Row, category: str) -> PersonFields:
-        try:
-            return PersonFields.from_creditor(
-                achternaam=row.get("achternaam"),
-                voorvoegsel=row.get("voorvoegsel"),
-                voorletters=row.get("voorletters"),
-                geboortedatum=row.get("geboortedatum"),
-                postcode=row.get("postcode"),
-                huisnummer=row.get("huisnummer"),
-                bsn=row.get("bsn") if category in BSN_CATEGORIES else "",
-            )
-        except FieldInvalid as exc:
-            raise RowInvalid(row.line, exc.cause, "cannot be normalised") from None
-
     def verify_receipt(self, token: str) -> dict[str, Any]:
         """Check the receipt's signature against the pinned gateway keys."""
         return verify_receipt(token, keys=self.gateway_keys)
@@ -227,6 +213,23 @@ class Creditor:
 def notice_jti(creditor: str, ref: str) -> str:
     """The deterministic notice id (docs/envelope.md): UUIDv5 of creditor and reference."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:signaalpoort:notice:{creditor}:{ref}"))
+
+
+def person_fields(row: profile.Row, category: str) -> PersonFields:
+    """What a row says about its person, normalised; the BSN only where the category
+    may hold one. A field that cannot be normalised raises ``RowInvalid``."""
+    try:
+        return PersonFields.from_creditor(
+            achternaam=row.get("achternaam"),
+            voorvoegsel=row.get("voorvoegsel"),
+            voorletters=row.get("voorletters"),
+            geboortedatum=row.get("geboortedatum"),
+            postcode=row.get("postcode"),
+            huisnummer=row.get("huisnummer"),
+            bsn=row.get("bsn") if category in BSN_CATEGORIES else "",
+        )
+    except FieldInvalid as exc:
+        raise RowInvalid(row.line, exc.cause, "cannot be normalised") from None
 
 
 def read_export(path: Path) -> list[profile.Row]:

@@ -219,6 +219,7 @@ def step(
     now: datetime,
     trace_id: str | None = None,
     reason: str | None = None,
+    subject: str | None = None,
     **extra: str,
 ) -> dict[str, str]:
     """One step taken for an organisation (its system is the actor), as an event dict."""
@@ -227,6 +228,7 @@ def step(
         object=obj or "-",
         result=result,
         reason=reason,
+        subject=subject,
         actor=organisation,
         organisation=organisation,
         role=role,

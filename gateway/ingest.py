@@ -1,6 +1,6 @@
 """The one ingest pipeline behind every intake (REST, SFTP, the demo's self-check).
 
-    limits → identity → open → verify → schema → replay → store → route → receipt
+    limits → identity → open → verify → schema → match → route → replay → store → receipt
 
 The transport authenticates the sender before any of this runs. Opening and verifying
 happen first and touch no table that changes; then one transaction stores every
@@ -25,14 +25,13 @@ from sqlalchemy import Connection, insert, select
 
 from gateway.audit import new_trace_id, step
 from gateway.checks import CheckContext, Checked, Refused
-from gateway.routing import Route, Router
+from gateway.routing import Route, Router, Unroutable
 from gateway.schema import Notice
 from gateway.service import Gateway
 from gateway.store.atrest import bucket_for
 from gateway.store.schema import deliveries, notices, receipts
 from keys.contact import strip_contact
 from keys.envelope import OpenedNotice, envelope_sha256
-from keys.errors import KeySetInvalid
 from keys.jwk import OIN
 from keys.receipt import sign_receipt
 
@@ -102,24 +101,23 @@ def submit(
         now=now,
         signers=gw.directory.signing_keys(gw.engine, now=now),
     )
+    checked = gw.check(envelopes, ctx)
     router = Router(gw)
-    results = [_route(router, result) for result in gw.check(envelopes, ctx)]
+    routes = iter(router.route_all([r.notice for r in checked if isinstance(r, Checked)]))
+    results = [
+        result if isinstance(result, Refused) else _route(router, result, next(routes))
+        for result in checked
+    ]
     hashes = [envelope_sha256(env) for env in envelopes]
     with gw.engine.begin() as conn:
         return _commit(gw, conn, sender, results, hashes, intake, source, now)
 
 
-def _route(router: Router, result: Checked | Refused) -> _Checked | Refused:
-    if isinstance(result, Refused):
-        return result
+def _route(router: Router, result: Checked, decided: Route | Unroutable) -> _Checked | Refused:
     notice = result.notice
-    try:
-        decided = router.route(notice)
-    except KeySetInvalid as exc:
-        return Refused(notice.jti, "gemeente_unknown", exc.cause)
-    if decided is None:
-        return Refused(notice.jti, "gemeente_unknown", "no team for this gemeente")
-    if not decided.keyset_kids <= result.kids:
+    if isinstance(decided, Unroutable):
+        return Refused(notice.jti, "gemeente_unknown", decided.cause)
+    if not router.keyset_kids(notice.gemeente) <= result.kids:
         # Judged against the whole key set, never the routed team: which team a signal
         # goes to depends on the person, and the receipt must not tell.
         return Refused(notice.jti, "contact_block_invalid", "recipients_incomplete")
@@ -163,20 +161,7 @@ def _commit(
         seen[jti] = payload_hash
         accepted.append((result, sha))
         items.append(Item(position, sha, jti, "accepted"))
-        trace = result.trace_id
-        events.append(_event(sender, now, "notice.accepted", jti, "accepted", None, trace))
-        events.append(
-            _event(
-                sender,
-                now,
-                "notice.routed",
-                jti,
-                "routed",
-                result.route.reason,
-                trace,
-                recipient=result.route.recipient,
-            )
-        )
+        events.extend(_accepted_events(sender, now, jti, result.route, result.trace_id))
     _store(gw, conn, accepted, receipt_id, now)
     receipt = _sign(gw, sender, receipt_id, items, intake, source, now)
     conn.execute(
@@ -185,6 +170,49 @@ def _commit(
     events.append(_event(sender, now, "receipt.issued", receipt_id, "issued", None))
     gw.audit.append(conn, events)
     return receipt
+
+
+def _accepted_events(
+    sender: OIN, now: datetime, jti: str, decided: Route, trace: str
+) -> list[dict[str, str]]:
+    """Accepted, matched (the score goes to the log, never the receipt), then routed
+    to its recipient or closed with its outcome."""
+    match = decided.match
+    scored = {} if match.score is None else {"score": str(match.score)}
+    if match.margin is not None:
+        scored["margin"] = str(match.margin)
+    events = [
+        _event(sender, now, "notice.accepted", jti, "accepted", None, trace),
+        _event(
+            sender,
+            now,
+            "notice.matched",
+            jti,
+            match.outcome,
+            match.reason,
+            trace,
+            subject=match.person,
+            candidates=str(match.candidates),
+            **scored,
+        ),
+    ]
+    if decided.recipient is None:
+        events.append(_event(sender, now, "notice.closed", jti, "closed", decided.reason, trace))
+    else:
+        events.append(
+            _event(
+                sender,
+                now,
+                "notice.routed",
+                jti,
+                decided.status,
+                decided.reason,
+                trace,
+                subject=match.person,
+                recipient=decided.recipient,
+            )
+        )
+    return events
 
 
 def _stored_hashes(conn: Connection, jtis: list[str]) -> dict[str, str]:
@@ -203,12 +231,13 @@ def _store(
     receipt_id: str,
     now: datetime,
 ) -> None:
-    """Insert every accepted notice and its delivery, in two statements."""
+    """Insert every accepted notice and the deliveries of those routed, in two statements."""
     if not accepted:
         return
-    rows, signals = [], []
+    rows: list[dict[str, Any]] = []
+    signals: list[tuple[int, dict[str, Any]]] = []
     for checked, sha in accepted:
-        notice = checked.notice
+        notice, decided = checked.notice, checked.route
         bucket = bucket_for(notice.category.value, _expiry(gw, notice, now))
         rows.append(
             {
@@ -224,35 +253,47 @@ def _store(
                 "sealed": gw.cipher.seal(
                     conn, bucket, checked.opened.jws.encode(), aad=f"notice:{notice.jti}".encode()
                 ),
-                "status": "routed",
+                "status": decided.status,
                 "trace_id": checked.trace_id,
                 "receipt_id": receipt_id,
+                "outcome": decided.match.outcome,
+                "person": decided.match.person,
             }
         )
-        recipient = checked.route.recipient
-        signal = _signal(notice, checked.route, checked.opened.claims["contact"])
+        recipient, kid = decided.recipient, decided.kid
+        if recipient is None or kid is None:
+            continue
+        signal = _signal(notice, decided, recipient, kid, checked.opened.claims["contact"])
         signals.append(
-            {
-                "recipient_oin": recipient,
-                "bucket": bucket,
-                "contact": gw.cipher.seal(
-                    conn,
-                    bucket,
-                    json.dumps(signal, sort_keys=True).encode(),
-                    aad=f"delivery:{notice.jti}:{recipient}".encode(),
-                ),
-                "created_at": now,
-            }
+            (
+                len(rows) - 1,
+                {
+                    "recipient_oin": recipient,
+                    "bucket": bucket,
+                    "contact": gw.cipher.seal(
+                        conn,
+                        bucket,
+                        json.dumps(signal, sort_keys=True).encode(),
+                        aad=f"delivery:{notice.jti}:{recipient}".encode(),
+                    ),
+                    "created_at": now,
+                },
+            )
         )
-    ids = conn.execute(
-        insert(notices).returning(notices.c.id, sort_by_parameter_order=True), rows
-    ).scalars()
-    for delivery, notice_id in zip(signals, ids, strict=True):
-        delivery["notice_id"] = notice_id
-    conn.execute(insert(deliveries), signals)
+    ids = (
+        conn.execute(insert(notices).returning(notices.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+    )
+    for row, delivery in signals:
+        delivery["notice_id"] = ids[row]
+    if signals:
+        conn.execute(insert(deliveries), [delivery for _, delivery in signals])
 
 
-def _signal(notice: Notice, decided: Route, contact: dict[str, Any]) -> dict[str, Any]:
+def _signal(
+    notice: Notice, decided: Route, recipient: str, kid: str, contact: dict[str, Any]
+) -> dict[str, Any]:
     """What the team receives: the facts, the routing, and the block only it can open."""
     return {
         "type": "signal",
@@ -267,9 +308,22 @@ def _signal(notice: Notice, decided: Route, contact: dict[str, Any]) -> dict[str
         "ontstaansdatum": _iso(notice.ontstaansdatum),
         "signaaldatum": _iso(notice.signaaldatum),
         "crisissignaal": notice.crisis,
-        "routing": {"team": decided.recipient, "reason": decided.reason},
-        "contact": strip_contact(contact, kid=decided.kid),
+        "routing": routing_of(decided, recipient),
+        "contact": strip_contact(contact, kid=kid),
     }
+
+
+def routing_of(decided: Route, recipient: str) -> dict[str, Any]:
+    """The routing a recipient sees: its team, why, and who the register says it is."""
+    match = decided.match
+    routing: dict[str, Any] = {"team": recipient, "reason": decided.reason}
+    if decided.status == "review":
+        routing["review"] = match.reason
+    if match.person is not None:
+        routing["person"] = match.person
+        routing["household"] = match.household
+        routing["district"] = match.district
+    return routing
 
 
 def _expiry(gw: Gateway, notice: Notice, now: datetime) -> date:
@@ -309,6 +363,8 @@ def _event(
     result: str,
     reason: str | None,
     trace_id: str | None = None,
+    *,
+    subject: str | None = None,
     **extra: str,
 ) -> dict[str, str]:
     return step(
@@ -321,6 +377,7 @@ def _event(
         activity=INTAKE_ACTIVITY,
         now=now,
         trace_id=trace_id,
+        subject=subject,
         **extra,
     )
 

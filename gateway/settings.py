@@ -10,12 +10,49 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.schema import Category
 
 DEFAULT_RETENTION_MONTHS = 6
+
+
+_OIN = r"^[0-9]{20}$"
+
+
+class GemeenteRouting(BaseModel):
+    """Where one municipality's signals go (DOMAIN.md, "Routing in practice").
+
+    A matched resident goes to the team of their district, found by the longest
+    ``districts`` prefix of their wijkcode (``"N"`` covers ``N01``..``N99``), else to
+    ``default_team``; a label overrides the district: ``schuldhulp`` names its team,
+    ``labels`` names the team of every other label (``geregelde_betaling``). Review
+    goes to the ``backoffice``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_team: str = Field(pattern=_OIN)
+    backoffice: str = Field(pattern=_OIN)
+    districts: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("districts", "labels")
+    @classmethod
+    def _oins(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, oin in value.items():
+            if not key or len(oin) != 20 or not oin.isdigit():
+                raise ValueError(f"{key!r}: the team must be a 20-digit OIN")
+        return value
+
+    def district_team(self, district: str | None) -> str | None:
+        """The team of a district: the one under its longest matching prefix, if any."""
+        best = ""
+        for prefix in self.districts:
+            if district and district.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        return self.districts[best] if best else None
 
 
 class Settings(BaseSettings):
@@ -28,8 +65,8 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; empty means SQLite in the home"
     )
     gateway_id: str = Field(description="the gateway's id: the aud of every notice")
-    default_teams: dict[str, str] = Field(
-        default_factory=dict, description="gemeente code -> OIN of the team that gets its signals"
+    routing: dict[str, GemeenteRouting] = Field(
+        default_factory=dict, description="gemeente code -> where its signals go"
     )
     retention_months: dict[Category, int] = Field(
         default_factory=lambda: {c: DEFAULT_RETENTION_MONTHS for c in Category}

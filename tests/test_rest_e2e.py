@@ -1,9 +1,12 @@
-"""End to end over real HTTPS with mutual TLS: CSV exports in, a team's inbox out.
+"""End to end over real HTTPS with mutual TLS: CSV exports in, teams' inboxes out.
 
-Creditors of several categories send a few hundred notices with ``signaalpoort send``;
-the gateway (uvicorn on a loopback port) verifies, stores and routes them; team noord
-pulls exactly those routed to it with contact details identical to the CSV, team zuid
-sees none of them, and sending the same files again gives only duplicates.
+The municipality tokenises a BRP extract holding most of the exports' persons, in
+districts of Noord and Zuid, and the gateway loads it. Creditors of several categories
+then send a few hundred notices with ``signaalpoort send``; the gateway (uvicorn on a
+loopback port) verifies, stores, matches and routes them. Each team pulls exactly the
+signals of its district's residents, with contact details identical to the CSV; the
+persons missing from the register reach no one; sending the same files again gives
+only duplicates.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 
 import signaalpoort
+from adapters.register import BRP_COLUMNS
 from gateway.api import create_app
 from gateway.service import Gateway
 from gateway.settings import Settings
@@ -29,6 +34,7 @@ from gateway.tls import server_config
 from signaalpoort import DEMO_PARTIES, init_demo
 
 ROWS_PER_CREDITOR = 60
+NOT_IN_REGISTER = 10  # every tenth person of an export is not in the register
 SURNAMES = [
     ("Jansen", ""), ("Vries", "de"), ("Bakker", ""), ("Berg", "van den"), ("Visser", ""),
     ("Smit", ""), ("Meijer", ""), ("Dijk", "van"), ("Mulder", ""), ("Boer", "de"),
@@ -48,6 +54,7 @@ def _write_export(path: Path, category: str, seed: int) -> list[dict[str, str]]:
         header = csv.DictReader(fh).fieldnames or []
     rows = []
     for i in range(ROWS_PER_CREDITOR):
+        # One address per person: postcode by creditor and person, house number by person.
         name, prefix = rng.choice(SURNAMES)
         rows.append(
             {
@@ -59,9 +66,9 @@ def _write_export(path: Path, category: str, seed: int) -> list[dict[str, str]]:
                 "voorletters": rng.choice(["J.", "A.B.", "M.", "K.L."]),
                 "geboortedatum": _birth_date(rng),
                 "straat": rng.choice(STREETS),
-                "huisnummer": str(rng.randint(1, 400)),
+                "huisnummer": str(i + 1),
                 "huisletter": rng.choice(["", "", "A"]),
-                "postcode": f"10{rng.randint(11, 99)}{rng.choice(['AB', 'KL', 'XZ'])}",
+                "postcode": f"10{11 + seed}{rng.choice(['AB', 'KL', 'XZ'])}",
                 "woonplaats": "Amsterdam",
                 "telefoon": f"06{rng.randint(10000000, 99999999)}",
                 "email": f"bewoner{seed}{i}@voorbeeld.nl",
@@ -77,6 +84,48 @@ def _write_export(path: Path, category: str, seed: int) -> list[dict[str, str]]:
         writer.writeheader()
         writer.writerows(rows)
     return rows
+
+
+def _write_brp(path: Path, rows: list[dict[str, str]]) -> dict[str, str]:
+    """A BRP extract of the exports' persons, but every tenth; returns ref -> district."""
+    districts: dict[str, str] = {}
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=BRP_COLUMNS)
+        writer.writeheader()
+        for n, row in enumerate(rows):
+            if n % NOT_IN_REGISTER == 0:
+                continue
+            districts[row["ref"]] = ("N0", "K0")[n % 2] + str(n % 9 + 1)
+            writer.writerow(
+                {
+                    **dict.fromkeys(BRP_COLUMNS, ""),
+                    "bsn": _bsn(n),
+                    "geslachtsnaam": row["achternaam"],
+                    "voorvoegsel": row["voorvoegsel"],
+                    "voornamen": {"J.": "Jan", "A.B.": "Anna Beatrix", "M.": "Mila"}.get(
+                        row["voorletters"], "Karel Lodewijk"
+                    ),
+                    "geboortedatum": row["geboortedatum"],
+                    "postcode": row["postcode"],
+                    "huisnummer": row["huisnummer"],
+                    "huisletter": row["huisletter"],
+                    "woonplaats": "Amsterdam",
+                    "gemeentecode": "0363",
+                    "wijkcode": districts[row["ref"]],
+                    "huishouden_id": f"H{n}",
+                }
+            )
+    return districts
+
+
+def _bsn(n: int) -> str:
+    """A BSN passing the elfproef: eight digits from n, then the check digit."""
+    while True:
+        digits = f"{100_000_00 + n:08d}"
+        total = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True))
+        if total % 11 < 10:
+            return digits + str(total % 11)
+        n += 1_000_000
 
 
 def _birth_date(rng: random.Random) -> str:
@@ -133,34 +182,65 @@ def test_csv_exports_reach_exactly_the_routed_team_intact(
         for row in _write_export(export, party.category or "", seed):
             sent[row["ref"]] = row
         files.append((party.home, export))
-        assert _cli("send", "--home", str(demo / party.home), str(export), "--gateway", url) == 0
-        receipt = json.loads(export.with_name("export.csv.receipt.json").read_text())
-        assert receipt["counts"] == {"accepted": ROWS_PER_CREDITOR, "duplicate": 0, "refused": 0}
     assert len(sent) >= 300
 
-    zuid_out, noord_out = tmp_path / "zuid.jsonl", tmp_path / "noord.jsonl"
-    args = ("inbox", "pull", "--gateway", url, "--out")
-    assert _cli(*args, str(zuid_out), "--home", str(demo / "zuid")) == 0
-    assert _cli(*args, str(noord_out), "--home", str(demo / "noord")) == 0
-    assert zuid_out.read_text() == ""
-    pulled = [json.loads(line) for line in noord_out.read_text().splitlines()]
-    assert sorted(r["ref"] for r in pulled) == sorted(sent)
-    for record in pulled:
-        row = sent[record["ref"]]
-        assert {c: record.get(c, "") for c in CONTACT_COLUMNS} == {
-            c: row[c] for c in CONTACT_COLUMNS
-        }
-        assert (record["category"], record["stage"], record["bedrag"]) == (
-            row["category"],
-            row["stage"],
-            row["bedrag"],
+    districts = _write_brp(tmp_path / "brp.csv", list(sent.values()))
+    register = tmp_path / "register.jsonl"
+    municipality = ("--home", str(demo / "amsterdam"))
+    assert (
+        _cli(
+            "register", "tokenise", str(tmp_path / "brp.csv"), "--out", str(register), *municipality
         )
-        assert record["routing"]["team"] == next(p.oin for p in DEMO_PARTIES if p.home == "noord")
+        == 0
+    )
+    assert (
+        _cli(
+            "register", "load", str(register), "--home", str(demo / "gateway"),
+            "--gemeente", "0363", "--by", signaalpoort.AMSTERDAM_OIN,
+        )
+        == 0
+    )  # fmt: skip
+
+    for home, export in files:
+        assert _cli("send", "--home", str(demo / home), str(export), "--gateway", url) == 0
+        receipt = json.loads(export.with_name("export.csv.receipt.json").read_text())
+        # Whether the person was found is not the creditor's business: all accepted.
+        assert receipt["counts"] == {"accepted": ROWS_PER_CREDITOR, "duplicate": 0, "refused": 0}
+
+    args = ("inbox", "pull", "--gateway", url, "--out")
+    pulled: dict[str, list[dict[str, Any]]] = {}
+    for team in ("noord", "zuid", "backoffice"):
+        out = tmp_path / f"{team}.jsonl"
+        assert _cli(*args, str(out), "--home", str(demo / team)) == 0
+        pulled[team] = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = {
+        team: sorted(ref for ref, district in districts.items() if district.startswith(prefix))
+        for team, prefix in (("noord", "N"), ("zuid", "K"))
+    }
+    assert {team: sorted(r["ref"] for r in pulled[team]) for team in expected} == expected
+    assert pulled["backoffice"] == []
+    oins = {p.home: p.oin for p in DEMO_PARTIES}
+    for team in expected:
+        for record in pulled[team]:
+            row = sent[record["ref"]]
+            assert {c: record.get(c, "") for c in CONTACT_COLUMNS} == {
+                c: row[c] for c in CONTACT_COLUMNS
+            }
+            assert (record["category"], record["stage"], record["bedrag"]) == (
+                row["category"],
+                row["stage"],
+                row["bedrag"],
+            )
+            assert record["routing"]["team"] == oins[team]
+            assert record["routing"]["reason"] == "district"
+            assert record["routing"]["district"] == districts[record["ref"]]
+            assert record["routing"]["person"].startswith("p-")
 
     # A second pull finds nothing: every signal was acknowledged.
     again = tmp_path / "again.jsonl"
-    assert _cli(*args, str(again), "--home", str(demo / "noord")) == 0
-    assert again.read_text() == ""
+    for team in expected:
+        assert _cli(*args, str(again), "--home", str(demo / team)) == 0
+        assert again.read_text() == ""
 
     for home, export in files:
         assert _cli("send", "--home", str(demo / home), str(export), "--gateway", url) == 0

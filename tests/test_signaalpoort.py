@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 import signaalpoort
+from adapters.creditor import notice_jti
 from signaalpoort import DEMO_PARTIES, init_demo, self_check
 
 # An hour ago: the command-line tests below run on the real clock.
@@ -35,12 +36,66 @@ def demo(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Pat
     return directory
 
 
-def test_self_check_delivers_every_demo_notice_intact_to_the_default_team(demo: Path) -> None:
+def test_self_check_delivers_every_matched_demo_notice_intact_to_its_team(demo: Path) -> None:
     result = self_check(demo, now=NOW)
     rows = sum(len(_rows(demo / p.home / "notices.csv")) for p in DEMO_PARTIES if p.category)
     assert (result.accepted, result.refused, result.duplicate) == (rows, 0, 0)
-    assert result.delivered == rows
-    assert result.matching == rows
+    # adapters/demo/README.md: one person not in the register, one deceased, one moved out.
+    assert result.closed == 3
+    assert result.delivered == result.matching == rows - 3
+    assert result.teams == {"noord": 13, "zuid": 4, "backoffice": 0}
+
+
+def _expected_outcomes() -> dict[str, str]:
+    """ref -> "noord", "zuid", or a closing outcome, from the demo's README table."""
+    readme = Path(signaalpoort.__file__).parent / "adapters" / "demo" / "README.md"
+    expected = {}
+    for line in readme.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0][:3] in ("DRI", "EIN", "ENE", "HUU", "ZOR"):
+            outcome = cells[3].split()[0]
+            expected[cells[0]] = cells[3].split()[2] if outcome == "matched" else outcome
+    expected = {ref: "noord" if team == "default" else team for ref, team in expected.items()}
+    return expected
+
+
+def test_every_demo_notice_is_matched_routed_or_closed_as_the_demo_readme_says(
+    demo: Path, store_url: str
+) -> None:
+    self_check(demo, now=NOW)
+    oins = {p.oin: p.home for p in DEMO_PARTIES}
+    jtis = {
+        notice_jti(p.oin, row["ref"]): row["ref"]
+        for p in DEMO_PARTIES
+        if p.category
+        for row in _rows(demo / p.home / "notices.csv")
+    }
+    url = (
+        store_url
+        if not store_url.startswith("sqlite")
+        else f"sqlite:///{demo / 'gateway' / 'gateway.db'}"
+    )
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT n.jti, n.status, n.outcome, d.recipient_oin FROM notices n "
+                    "LEFT JOIN deliveries d ON d.notice_id = n.id"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    seen = {}
+    for jti, status, outcome, recipient in rows:
+        if status == "closed":
+            assert recipient is None
+            seen[jtis[jti]] = outcome
+        else:
+            assert (status, outcome) == ("routed", "matched")
+            seen[jtis[jti]] = oins[recipient]
+    assert seen == _expected_outcomes()
+    assert len(seen) == 20
 
 
 def test_running_the_self_check_again_gives_only_duplicates(demo: Path) -> None:

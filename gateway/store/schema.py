@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -150,9 +151,12 @@ notices = Table(
     Column("status", String(20), nullable=False),
     Column("trace_id", String(32), nullable=False),
     Column("receipt_id", String(36), nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("person", String(64), nullable=True),
     Index(None, "creditor_oin"),
     Index(None, "bucket"),
     Index(None, "status", "id"),
+    Index(None, "person"),
 )
 
 deliveries = Table(
@@ -179,24 +183,42 @@ receipts = Table(
     Index(None, "creditor_oin", "created_at"),
 )
 
+registers = Table(
+    "registers",
+    metadata,
+    Column("gemeente", String(4), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("kid", String(64), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("loaded_at", UTCDateTime(), nullable=False),
+    Column("loaded_by", String(20), nullable=False),
+    Column("persons", Integer, nullable=False),
+    Column("tokens", Integer, nullable=False),
+)
+"""One row per gemeente: the register in place, and the linkage-secret kid its tokens use."""
+
 register_persons = Table(
     "register_persons",
     metadata,
+    Column("gemeente", String(4), primary_key=True),
     Column("pseudonym", String(64), primary_key=True),
     Column("household", String(64), nullable=False),
     Column("district", String(16), nullable=False),
     Column("status", String(16), nullable=False),
+    Column("status_date", Date, nullable=True),
     Column("labels", Text, nullable=False),
-    Column("version", Integer, nullable=False),
+    Column("types", Integer, nullable=False),
 )
+"""``types`` is a bit mask over ``keys.tokens.TOKEN_TYPES``: the token types the person has."""
 
 register_tokens = Table(
     "register_tokens",
     metadata,
+    Column("gemeente", String(4), nullable=False),
     Column("token", String(32), nullable=False),
     Column("type", String(16), nullable=False),
     Column("pseudonym", String(64), nullable=False),
-    Index(None, "token"),
+    Index(None, "gemeente", "token"),
 )
 
 audit_events = Table(

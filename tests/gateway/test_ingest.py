@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from adapters.creditor import Creditor, read_export
+from adapters import profile
+from adapters.creditor import Creditor, notice_jti, read_export
 from gateway import inbox, ingest
 from gateway.clock import FixedClock
 from gateway.service import Gateway
@@ -27,6 +28,8 @@ from signaalpoort import LocalTransport, _party, init_demo
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 ZORG = _party("zorg").oin
 HUUR = _party("huur").oin
+DRINKWATER = _party("drinkwater").oin
+ENERGIE = _party("energie").oin
 
 
 @pytest.fixture
@@ -240,3 +243,67 @@ def test_every_step_leaves_an_audit_trail_that_verifies(demo: Path, gw: Gateway)
 
 def _no_checkpoints(message: bytes, signature: str) -> None:
     raise AssertionError("no checkpoint was made")
+
+
+def _deliveries(gw: Gateway) -> dict[str, tuple[str, str | None, str | None]]:
+    """jti -> (status, outcome, recipient) of every stored notice."""
+    with gw.engine.connect() as conn:
+        rows = conn.execute(
+            select(notices.c.jti, notices.c.status, notices.c.outcome, deliveries.c.recipient_oin)
+            .select_from(notices)
+            .outerjoin(deliveries, deliveries.c.notice_id == notices.c.id)
+        ).all()
+    return {jti: (status, outcome, recipient) for jti, status, outcome, recipient in rows}
+
+
+def test_whether_the_person_was_found_never_reaches_the_receipt(demo: Path, gw: Gateway) -> None:
+    sender = Sender(demo, gw, "drinkwater")
+    receipt = submit(gw, DRINKWATER, sender.envelopes())
+    body = verify_receipt(receipt.jws, keys=sender.creditor.gateway_keys)
+    assert [(i["outcome"], i["reason"]) for i in body["items"]] == [("accepted", None)] * 4
+    assert set(body["items"][0]) == {"position", "envelopeSha256", "jti", "outcome", "reason"}
+    stored = _deliveries(gw)
+    by_ref = {row.get("ref"): stored[notice_jti(DRINKWATER, row.get("ref"))] for row in sender.rows}
+    assert by_ref == {
+        "DRI-2026-100": ("routed", "matched", _party("zuid").oin),
+        "DRI-2026-101": ("closed", "not_resident", None),
+        "DRI-2026-102": ("routed", "matched", _party("zuid").oin),
+        "DRI-2026-103": ("routed", "matched", _party("noord").oin),
+    }
+
+
+def test_an_ambiguous_notice_goes_to_the_back_office_with_why(demo: Path, gw: Gateway) -> None:
+    sender = Sender(demo, gw, "drinkwater")
+    # Father and son are both J. Jansen at this address; without a birth date, a tie.
+    jansen = sender.rows[3]
+    row = profile.Row(jansen.line, {**jansen.values, "geboortedatum": ""}, jansen.attestations)
+    notice = sender.creditor.notice(row, sender.transport, now=NOW)
+    receipt = submit(gw, DRINKWATER, [sender.seal(notice)])
+    assert receipt.items[0].outcome == "accepted"
+    assert _deliveries(gw)[notice["jti"]] == ("review", "review", _party("backoffice").oin)
+    [item] = inbox.pull(gw, recipient=_party("backoffice").oin)
+    assert item.signal["routing"] == {
+        "team": _party("backoffice").oin,
+        "reason": "backoffice",
+        "review": "ambiguous",
+    }
+    assert inbox.pull(gw, recipient=_party("noord").oin) == []
+
+
+def test_matching_and_closing_are_audited_with_the_person_pseudonym(
+    demo: Path, gw: Gateway
+) -> None:
+    sender = Sender(demo, gw, "energie")
+    submit(gw, ENERGIE, sender.envelopes())
+    with gw.engine.connect() as conn:
+        events = gw.audit.query(conn)
+    matched = [e for e in events if e["action"] == "notice.matched"]
+    assert sorted(e["result"] for e in matched) == ["deceased", "matched", "matched", "matched"]
+    assert all(e["subject"].startswith("p-") and int(e["score"]) > 0 for e in matched)
+    smit = notice_jti(ENERGIE, "ENE-2026-102")
+    closed = [e for e in events if e["action"] == "notice.closed"]
+    assert [(e["object"], e["reason"]) for e in closed] == [(smit, "deceased")]
+    routed = {e["object"]: e for e in events if e["action"] == "notice.routed"}
+    visser = routed[notice_jti(ENERGIE, "ENE-2026-101")]
+    assert (visser["recipient"], visser["reason"]) == (_party("zuid").oin, "label:schuldhulp")
+    assert smit not in routed

@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,11 +15,11 @@ from sqlalchemy import Engine, select
 
 from gateway.clock import FixedClock
 from gateway.errors import RegisterInvalid
-from gateway.register import load_register, register_stats
+from gateway.register import TYPE_BITS, load_register, register_stats
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
 from gateway.store.engine import reading
-from gateway.store.schema import audit_events, register_persons, register_tokens
+from gateway.store.schema import audit_events, register_persons, register_tokens, registers
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 GEMEENTE = "0363"
@@ -83,7 +83,7 @@ def test_a_valid_register_loads_with_its_counts(gw: Gateway, tmp_path: Path) -> 
         gw, write(tmp_path / "r.jsonl", records), gemeente=GEMEENTE, by=AMSTERDAM
     )
     assert (result.persons, result.tokens, result.version) == (5, 12, 1)
-    assert register_stats(gw.engine) == {
+    assert register_stats(gw.engine, GEMEENTE) == {
         "persons": {"deceased": 1, "moved_out": 1, "resident": 3},
         "tokens": 12,
         "version": 1,
@@ -92,7 +92,27 @@ def test_a_valid_register_loads_with_its_counts(gw: Gateway, tmp_path: Path) -> 
         row = conn.execute(
             select(register_persons).where(register_persons.c.pseudonym == records[-1]["pseudonym"])
         ).one()
-    assert (row.household, row.district, row.status, row.version) == ("", "", "resident", 1)
+    assert (row.household, row.district, row.status, row.types) == ("", "", "resident", 0)
+    with reading(gw.engine) as conn:
+        first = conn.execute(
+            select(register_persons).where(register_persons.c.pseudonym == records[1]["pseudonym"])
+        ).one()
+        deceased = conn.execute(
+            select(register_persons.c.status_date).where(
+                register_persons.c.pseudonym == records[3]["pseudonym"]
+            )
+        ).scalar_one()
+        kept = conn.execute(select(registers)).one()
+    assert first.types == TYPE_BITS["bsn"] | TYPE_BITS["naam_init_geb"]
+    assert deceased == date(2026, 3, 1)
+    assert (kept.gemeente, kept.kid, kept.version, kept.persons, kept.tokens) == (
+        GEMEENTE,
+        KID,
+        1,
+        5,
+        12,
+    )
+    assert kept.created == NOW and kept.loaded_by == AMSTERDAM
 
 
 def test_a_second_load_replaces_the_first_completely(gw: Gateway, tmp_path: Path) -> None:
@@ -103,9 +123,7 @@ def test_a_second_load_replaces_the_first_completely(gw: Gateway, tmp_path: Path
     assert (result.persons, result.tokens, result.version) == (3, 9, 2)
     expected = {r["pseudonym"] for r in second[1:]}
     assert _pseudonyms(gw.engine) == (expected, expected)
-    with reading(gw.engine) as conn:
-        assert set(conn.execute(select(register_persons.c.version)).scalars()) == {2}
-    assert register_stats(gw.engine)["version"] == 2
+    assert register_stats(gw.engine, GEMEENTE)["version"] == 2
 
 
 BAD_LINES: dict[str, Any] = {
@@ -130,7 +148,7 @@ def test_a_bad_line_is_refused_by_number_and_the_register_stays(
 ) -> None:
     good = [header(), person(), person("deceased")]
     load_register(gw, write(tmp_path / "good.jsonl", good), gemeente=GEMEENTE, by=AMSTERDAM)
-    before = _pseudonyms(gw.engine), register_stats(gw.engine)
+    before = _pseudonyms(gw.engine), register_stats(gw.engine, GEMEENTE)
 
     records: list[Any] = [header(), person(), person(), person()]
     if bad == "duplicate_pseudonym":
@@ -142,20 +160,34 @@ def test_a_bad_line_is_refused_by_number_and_the_register_stays(
     assert caught.value.line == 4
     assert caught.value.code == "register_invalid"
     assert str(caught.value).startswith("line 4")
-    assert (_pseudonyms(gw.engine), register_stats(gw.engine)) == before
+    assert (_pseudonyms(gw.engine), register_stats(gw.engine, GEMEENTE)) == before
 
 
 @pytest.mark.parametrize(
     "bad_header",
-    [header(gemeente="0599"), header(register=2), header(extra=1), "not json"],
-    ids=["wrong_gemeente", "wrong_version", "unknown_member", "bad_json"],
+    [
+        header(gemeente="0599"),
+        header(register=2),
+        header(extra=1),
+        "not json",
+        header(created="2026-11-22T09:00:00"),
+        header(created="yesterday"),
+    ],
+    ids=[
+        "wrong_gemeente",
+        "wrong_version",
+        "unknown_member",
+        "bad_json",
+        "naive_created",
+        "bad_created",
+    ],
 )
 def test_a_bad_header_is_refused_as_line_1(gw: Gateway, tmp_path: Path, bad_header: Any) -> None:
     path = write(tmp_path / "bad.jsonl", [bad_header, person()])
     with pytest.raises(RegisterInvalid) as caught:
         load_register(gw, path, gemeente=GEMEENTE, by=AMSTERDAM)
     assert caught.value.line == 1
-    assert register_stats(gw.engine)["version"] == 0
+    assert register_stats(gw.engine, GEMEENTE)["version"] == 0
 
 
 def test_the_refusal_names_no_value(gw: Gateway, tmp_path: Path) -> None:
@@ -173,7 +205,85 @@ def test_loading_appends_a_register_loaded_event(gw: Gateway, tmp_path: Path) ->
     with reading(gw.engine) as conn:
         events = [json.loads(d) for d in conn.execute(select(audit_events.c.data)).scalars()]
     loaded = [e for e in events if e["action"] == "register.loaded"]
-    assert [e["object"] for e in loaded] == ["version 1", "version 2"]
+    assert [e["object"] for e in loaded] == ["0363 version 1", "0363 version 2"]
     assert {(e["organisation"], e["role"], e["result"]) for e in loaded} == {
         (AMSTERDAM, "municipality", "loaded")
     }
+
+
+def test_each_gemeente_keeps_its_own_register(gw: Gateway, tmp_path: Path) -> None:
+    ours = [header(), person(), person()]
+    load_register(gw, write(tmp_path / "a.jsonl", ours), gemeente=GEMEENTE, by=AMSTERDAM)
+    theirs = [header(gemeente="0599")] + [person(gemeente="0599") for _ in range(3)]
+    load_register(gw, write(tmp_path / "b.jsonl", theirs), gemeente="0599", by="0" * 20)
+    again = [header(), person()]
+    load_register(gw, write(tmp_path / "c.jsonl", again), gemeente=GEMEENTE, by=AMSTERDAM)
+    assert register_stats(gw.engine, GEMEENTE)["version"] == 2
+    assert register_stats(gw.engine, GEMEENTE)["persons"]["resident"] == 1
+    assert register_stats(gw.engine, "0599")["persons"]["resident"] == 3
+    assert register_stats(gw.engine, "0599")["version"] == 1
+
+
+def labels_header(**changes: Any) -> dict[str, Any]:
+    return {"labels": 1, "gemeente": GEMEENTE, "created": NOW.isoformat()} | changes
+
+
+def test_labels_load_with_their_register_and_unknown_persons_are_dropped(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    records = [header(), person(), person()]
+    team = "00000001002564440002"
+    labels = [
+        labels_header(),
+        {"pseudonym": records[1]["pseudonym"], "labels": [{"label": "schuldhulp", "team": team}]},
+        {"pseudonym": "p-" + _b64(), "labels": [{"label": "geregelde_betaling", "team": None}]},
+    ]
+    result = load_register(
+        gw,
+        write(tmp_path / "r.jsonl", records),
+        gemeente=GEMEENTE,
+        by=AMSTERDAM,
+        labels=write(tmp_path / "l.jsonl", labels),
+    )
+    assert (result.labelled, result.labels_dropped) == (1, 1)
+    with reading(gw.engine) as conn:
+        rows = conn.execute(select(register_persons.c.pseudonym, register_persons.c.labels))
+        stored = {pseudonym: labels for pseudonym, labels in rows}
+    assert json.loads(stored[records[1]["pseudonym"]]) == [{"label": "schuldhulp", "team": team}]
+    assert json.loads(stored[records[2]["pseudonym"]]) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "bad"),
+    [
+        (1, labels_header(gemeente="0599")),
+        (1, labels_header(labels=2)),
+        (2, {"pseudonym": "p-" + "A" * 22, "labels": [{"label": "vip", "team": None}]}),
+        (2, {"pseudonym": "p-" + "A" * 22, "labels": [{"label": "schuldhulp", "team": None}]}),
+        (2, {"pseudonym": "p-" + "A" * 22, "labels": [{"label": "schuldhulp", "team": "12"}]}),
+        (2, {"pseudonym": "p-" + "A" * 22, "labels": []}),
+    ],
+    ids=[
+        "other_gemeente",
+        "version",
+        "unknown_label",
+        "schuldhulp_without_team",
+        "bad_team",
+        "none",
+    ],
+)
+def test_bad_labels_refuse_the_whole_load(
+    gw: Gateway, tmp_path: Path, line: int, bad: dict[str, Any]
+) -> None:
+    records = [header(), person()]
+    labels = [bad] if line == 1 else [labels_header(), bad]
+    with pytest.raises(RegisterInvalid) as caught:
+        load_register(
+            gw,
+            write(tmp_path / "r.jsonl", records),
+            gemeente=GEMEENTE,
+            by=AMSTERDAM,
+            labels=write(tmp_path / "l.jsonl", labels),
+        )
+    assert caught.value.line == line
+    assert register_stats(gw.engine, GEMEENTE)["version"] == 0

@@ -1,0 +1,304 @@
+"""The matcher: candidates from shared tokens, a score per candidate, accept with a margin.
+
+The register is made the real way (the municipality's tokeniser over a small BRP
+extract) and loaded into the store; the notices' tokens are made the creditor's way.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Engine
+
+from adapters.register import (
+    BRP_COLUMNS,
+    PseudonymKey,
+    label_records,
+    read_brp,
+    read_labels,
+    tokenise,
+    write_labels,
+    write_register,
+)
+from gateway.clock import FixedClock
+from gateway.matching import ACCEPT, MARGIN, REVIEW, Label, Matcher, score
+from gateway.register import load_register
+from gateway.service import Gateway
+from gateway.store.auditlog import AuditLog
+from keys.tokens import TOKEN_TYPES, LinkageSecret, PersonFields, Tokeniser
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+GEMEENTE = "0363"
+AMSTERDAM = "00000001002564440000"
+ZUID = "00000001002564440002"
+ALL = list(TOKEN_TYPES)
+NO_BSN = [t for t in TOKEN_TYPES if t != "bsn"]
+ADDRESS = ["naam_pc_hnr", "fon_pc_hnr", "init_pc_hnr"]
+BIRTH = ["naam_init_geb", "pc_hnr_geb", "fon_init_geb"]
+
+
+# -- the score ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "hits", "mutual", "verdict"),
+    [
+        ("everything agrees", NO_BSN, NO_BSN, "accept"),
+        ("no birth date on the notice", ADDRESS, ADDRESS, "accept"),
+        ("moved house", ["naam_init_geb", "fon_init_geb"], NO_BSN, "accept"),
+        ("surname typo", ["pc_hnr_geb", "init_pc_hnr"], NO_BSN, "accept"),
+        ("the BSN alone", ["bsn"], ["bsn"], "accept"),
+        ("same name and address, other birth date", ADDRESS, NO_BSN, "review"),
+        ("day and month swapped", ["naam_pc_hnr", "fon_pc_hnr", "init_pc_hnr"], NO_BSN, "review"),
+        ("relative: other initial and birth date", ["naam_pc_hnr", "fon_pc_hnr"], NO_BSN, "none"),
+        ("only the initial and address", ["init_pc_hnr"], NO_BSN, "none"),
+    ],
+)
+def test_the_score_weighs_what_agrees_against_what_differs(
+    case: str, hits: list[str], mutual: list[str], verdict: str
+) -> None:
+    value = score(hits, mutual)
+    band = "accept" if value >= ACCEPT else "review" if value >= REVIEW else "none"
+    assert band == verdict, f"{case}: {value}"
+
+
+def test_a_differing_birth_date_costs_more_than_an_unknown_one() -> None:
+    assert score(ADDRESS, NO_BSN) < score(ADDRESS, ADDRESS)
+
+
+def test_the_bsn_disagreeing_counts_against_a_candidate() -> None:
+    assert score(NO_BSN, ALL) < score(NO_BSN, NO_BSN) < score(ALL, ALL)
+
+
+# -- the matcher against a loaded register ----------------------------------------------
+
+PERSONS: dict[str, dict[str, str]] = {
+    # A married woman known by her husband's name (naamgebruik P), and her husband.
+    "anna": {
+        "bsn": "111222333", "geslachtsnaam": "Vries", "voorvoegsel": "de",
+        "voornamen": "Anna Maria", "naamgebruik": "P", "partner_geslachtsnaam": "Bakker",
+        "geboortedatum": "1975-04-12", "postcode": "1053DX", "huisnummer": "12",
+        "wijkcode": "K02", "huishouden_id": "H1",
+    },
+    "piet": {
+        "bsn": "123456782", "geslachtsnaam": "Bakker", "voornamen": "Piet",
+        "naamgebruik": "E", "geboortedatum": "1973-01-30", "postcode": "1053DX",
+        "huisnummer": "12", "wijkcode": "K02", "huishouden_id": "H1",
+    },
+    # Father and son: same surname and first initial at one address.
+    "jan": {
+        "bsn": "100000009", "geslachtsnaam": "Jansen", "voornamen": "Jan Pieter",
+        "naamgebruik": "E", "geboortedatum": "1960-06-01", "postcode": "1094HB",
+        "huisnummer": "45", "huisletter": "A", "wijkcode": "M05", "huishouden_id": "H2",
+    },
+    "joost": {
+        "bsn": "100000010", "geslachtsnaam": "Jansen", "voornamen": "Joost",
+        "naamgebruik": "E", "geboortedatum": "1995-02-17", "postcode": "1094HB",
+        "huisnummer": "45", "huisletter": "A", "wijkcode": "M05", "huishouden_id": "H2",
+    },
+    "smit": {
+        "bsn": "100000022", "geslachtsnaam": "Smit", "voornamen": "Kees",
+        "naamgebruik": "E", "geboortedatum": "1940-09-09", "postcode": "1021HS",
+        "huisnummer": "7", "wijkcode": "N03", "huishouden_id": "H3",
+        "datum_overlijden": "2026-09-14",
+    },
+    "jong": {
+        "bsn": "100000034", "geslachtsnaam": "Jong", "voorvoegsel": "de",
+        "voornamen": "Lotte", "naamgebruik": "E", "geboortedatum": "1988-12-01",
+        "postcode": "1102AB", "huisnummer": "3", "wijkcode": "T03", "huishouden_id": "H4",
+        "datum_vertrek": "2026-08-15",
+    },
+}  # fmt: skip
+
+
+def brp(path: Path, persons: dict[str, dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=BRP_COLUMNS)
+        writer.writeheader()
+        for person in persons.values():
+            writer.writerow(
+                {
+                    **dict.fromkeys(BRP_COLUMNS, ""),
+                    "woonplaats": "Amsterdam",
+                    "gemeentecode": GEMEENTE,
+                    **person,
+                }
+            )
+    return path
+
+
+class Register:
+    """A municipality's side: its secret, its pseudonym key, its register at the gateway."""
+
+    def __init__(self, engine: Engine, tmp_path: Path) -> None:
+        self.secret = LinkageSecret.generate(now=NOW)
+        self.tokeniser = Tokeniser(self.secret)
+        self.pseudonyms = PseudonymKey.generate()
+        self.gw = Gateway(
+            settings=cast(Any, None),
+            engine=engine,
+            keyring=cast(Any, None),
+            cipher=cast(Any, None),
+            audit=AuditLog(),
+            clock=FixedClock(NOW),
+        )
+        self.tmp = tmp_path
+
+    def load(self, persons: dict[str, dict[str, str]], *, gemeente: str = GEMEENTE) -> None:
+        rows = list(read_brp(brp(self.tmp / f"brp-{gemeente}.csv", persons)))
+        register = self.tmp / f"register-{gemeente}.jsonl"
+        write_register(
+            register,
+            tokenise(
+                rows,
+                tokeniser=self.tokeniser,
+                pseudonyms=self.pseudonyms,
+                gemeente=gemeente,
+                now=NOW,
+            ),
+        )
+        labels_csv = self.tmp / "labels.csv"
+        labels_csv.write_text(f"bsn,label,team\n{PERSONS['piet']['bsn']},schuldhulp,{ZUID}\n")
+        labels = self.tmp / "labels.jsonl"
+        write_labels(
+            labels,
+            label_records(
+                read_labels(labels_csv), pseudonyms=self.pseudonyms, gemeente=gemeente, now=NOW
+            ),
+        )
+        load_register(self.gw, register, gemeente=gemeente, by=AMSTERDAM, labels=labels)
+
+    def tokens(self, *, bsn: str = "", **fields: str) -> dict[str, list[str]]:
+        person = PersonFields.from_creditor(
+            achternaam=fields.get("achternaam", ""),
+            voorvoegsel=fields.get("voorvoegsel", ""),
+            voorletters=fields.get("voorletters", ""),
+            geboortedatum=fields.get("geboortedatum", ""),
+            postcode=fields.get("postcode", ""),
+            huisnummer=fields.get("huisnummer", ""),
+            bsn=bsn,
+        )
+        return self.tokeniser.tokens(person, include_bsn=bool(bsn))
+
+    def person(self, name: str) -> str:
+        return self.pseudonyms.person(PERSONS[name]["bsn"])
+
+    def match(self, *notices: dict[str, list[str]], kid: str | None = None) -> list[Any]:
+        return Matcher(self.gw.engine).match(GEMEENTE, kid or self.secret.kid, list(notices))
+
+
+@pytest.fixture
+def register(engine: Engine, tmp_path: Path) -> Iterator[Register]:
+    municipality = Register(engine, tmp_path)
+    municipality.load(PERSONS)
+    yield municipality
+
+
+ANNA = {
+    "achternaam": "Bakker", "voorletters": "A.M.", "geboortedatum": "1975-04-12",
+    "postcode": "1053 dx", "huisnummer": "12",
+}  # fmt: skip
+
+
+def test_a_resident_known_by_her_partners_name_is_matched_with_her_pseudonyms(
+    register: Register,
+) -> None:
+    [found] = register.match(register.tokens(**ANNA))
+    assert (found.outcome, found.reason) == ("matched", "accepted")
+    assert found.person == register.person("anna")
+    assert found.household == register.pseudonyms.household("H1")
+    assert found.district == "K02"
+    assert found.labels == ()
+    # Her husband shares the name and the address, not the initial or the birth date.
+    assert found.candidates == 2 and found.margin is not None and found.margin >= MARGIN
+
+
+def test_the_labels_come_with_the_matched_person(register: Register) -> None:
+    [found] = register.match(
+        register.tokens(
+            achternaam="Bakker",
+            voorletters="P.",
+            geboortedatum="1973-01-30",
+            postcode="1053DX",
+            huisnummer="12",
+        )
+    )
+    assert found.person == register.person("piet")
+    assert found.labels == (Label("schuldhulp", ZUID),)
+
+
+def test_father_and_son_of_one_initial_without_a_birth_date_go_to_review(
+    register: Register,
+) -> None:
+    jansen = {"achternaam": "Jansen", "voorletters": "J.", "postcode": "1094HB", "huisnummer": "45"}
+    [found] = register.match(register.tokens(**jansen))
+    assert (found.outcome, found.reason, found.margin) == ("review", "ambiguous", 0)
+    assert found.person is None
+    [son] = register.match(register.tokens(**jansen, geboortedatum="1995-02-17"))
+    assert (son.outcome, son.person) == ("matched", register.person("joost"))
+
+
+def test_someone_not_in_the_register_is_not_resident(register: Register) -> None:
+    stranger = {"achternaam": "Mulder", "voorletters": "P.", "geboortedatum": "1981-10-10"}
+    [found] = register.match(register.tokens(**stranger, postcode="1091GH", huisnummer="3"))
+    assert (found.outcome, found.reason, found.candidates) == ("not_resident", "no_candidate", 0)
+
+
+def test_a_relative_living_at_a_residents_address_is_not_taken_for_the_resident(
+    register: Register,
+) -> None:
+    sister = {**ANNA, "voorletters": "E.", "geboortedatum": "1980-01-01"}
+    [found] = register.match(register.tokens(**sister))
+    assert found.outcome == "not_resident" and found.person is None
+
+
+def test_deceased_and_moved_out_persons_close_with_their_status(register: Register) -> None:
+    smit = {"achternaam": "Smit", "voorletters": "K.", "geboortedatum": "1940-09-09"}
+    jong = {"achternaam": "Jong", "voorvoegsel": "de", "voorletters": "L."}
+    found = register.match(
+        register.tokens(**smit, postcode="1021HS", huisnummer="7"),
+        register.tokens(**jong, geboortedatum="1988-12-01", postcode="1102AB", huisnummer="3"),
+    )
+    assert [(m.outcome, m.person) for m in found] == [
+        ("deceased", register.person("smit")),
+        ("moved_out", register.person("jong")),
+    ]
+
+
+def test_a_valid_bsn_finds_the_person_even_at_another_address(register: Register) -> None:
+    moved = {**ANNA, "postcode": "1011AB", "huisnummer": "1", "voorletters": "A."}
+    [found] = register.match(register.tokens(**moved, bsn=PERSONS["anna"]["bsn"]))
+    assert (found.outcome, found.person) == ("matched", register.person("anna"))
+
+
+def test_a_bsn_that_agrees_while_nothing_else_does_goes_to_review(register: Register) -> None:
+    other = {"achternaam": "Mulder", "voorletters": "P.", "geboortedatum": "1981-10-10"}
+    notice = register.tokens(**other, postcode="1091GH", huisnummer="3", bsn="111222333")
+    [found] = register.match(notice)
+    assert (found.outcome, found.reason) == ("review", "bsn_only")
+
+
+def test_tokens_of_another_linkage_secret_go_to_review(register: Register) -> None:
+    [found] = register.match(register.tokens(**ANNA), kid="lk-20250101-00000000")
+    assert (found.outcome, found.reason) == ("review", "kid_mismatch")
+
+
+def test_a_gemeente_without_a_register_sends_every_notice_to_review(
+    register: Register,
+) -> None:
+    found = Matcher(register.gw.engine).match("0599", register.secret.kid, [{}])
+    assert [(m.outcome, m.reason) for m in found] == [("review", "no_register")]
+
+
+def test_another_gemeentes_register_is_never_searched(engine: Engine, tmp_path: Path) -> None:
+    municipality = Register(engine, tmp_path)
+    municipality.load({"anna": {**PERSONS["anna"], "gemeentecode": "0599"}}, gemeente="0599")
+    municipality.load({"piet": PERSONS["piet"]})
+    [found] = municipality.match(municipality.tokens(**ANNA))
+    assert found.outcome == "not_resident"
+    assert found.person != municipality.person("anna")
