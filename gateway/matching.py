@@ -26,8 +26,8 @@ date agreeing is rare by chance, an address differing is common because people m
 **Decision.** The best candidate is accepted when its score reaches ``ACCEPT`` and
 leads the runner-up by ``MARGIN``; a parent and child with the same initial at one
 address, on a notice without a birth date, tie and go to review. A BSN that agrees
-while nothing else does, though the notice had other fields to compare, goes to
-review too: a BSN filled in for the wrong person. A best score below
+is enough on its own (health insurers' BSNs are checked against the BRP); one that
+differs weighs as heavily against. A best score below
 ``REVIEW`` means the person is not in the register (``not_resident``). An accepted
 person who died or moved out of the gemeente closes the signal with that status.
 """
@@ -73,21 +73,27 @@ FIELDS: dict[str, tuple[str, ...]] = {
 
 WEIGHTS: dict[str, tuple[int, int]] = {
     "bsn": (25, -25),
-    "name": (10, -5),
-    "sound": (7, -5),
+    "name": (8, -2),
+    "sound": (6, -2),
     "initial": (3, -3),
-    "birth": (12, -8),
-    "address": (9, -3),
+    "birth": (14, -10),
+    "address": (10, -3),
 }
 """Per field: what agreement adds and what disagreement adds. The surname counts once:
-as ``name`` when it agrees exactly, else as ``sound`` when only its phonetic key does."""
+as ``name`` when it agrees exactly, else as ``sound`` when only its phonetic key does.
+
+A birth date is what sets one person apart from the rest of a household; surname and
+address are shared by the household, so a differing birth date outweighs them both
+together with the initial (a parent and child of one initial), while address and
+birth date agreeing outweigh a surname and initial that differ (swapped or misspelt
+names at the right address)."""
 
 ACCEPT = 18
-"""Lowest score accepted: surname, initial and address; or initial, birth date and
-address under another surname; or the BSN alone."""
+"""Lowest score accepted: surname, initial and address; surname, initial and birth
+date; address and birth date; or the BSN alone."""
 MARGIN = 6
 """How far the accepted candidate must lead the runner-up."""
-REVIEW = 12
+REVIEW = 11
 """Lowest best score that goes to review rather than ``not_resident``."""
 CHUNK = 5_000
 """Tokens per ``IN`` list."""
@@ -215,9 +221,6 @@ class Matcher:
         if margin is not None and margin < MARGIN:
             return scored
         person = persons[pseudonym]
-        if hits[pseudonym] == {"bsn"} and len(carried & _types(person.types)) > 1:
-            # The BSN agrees and nothing else does: a BSN filled in for the wrong person.
-            return replace(scored, reason="bsn_only")
         outcome: Outcome = "matched"
         if person.status == "deceased":
             outcome = "deceased"
