@@ -166,14 +166,18 @@ def register_load(
     home: HomeOption,
     gemeente: Annotated[str, typer.Option("--gemeente", help="the register's gemeente code")],
     by: Annotated[str, typer.Option("--by", help="the OIN of the delivering municipality")],
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="the routing labels (JSON Lines)")
+    ] = None,
 ) -> None:
-    """Check a register file and replace the gateway's register with it, atomically."""
+    """Check a register file and replace the gemeente's register with it, atomically."""
     gw = Gateway.open(Settings.load(home))
     try:
-        result = load_register(gw, path, gemeente=gemeente, by=by)
+        result = load_register(gw, path, gemeente=gemeente, by=by, labels=labels)
     finally:
         gw.close()
     console.print(
-        f"register version {result.version} loaded: "
-        f"{result.persons} persons, {result.tokens} tokens"
+        f"register {gemeente} version {result.version} loaded: "
+        f"{result.persons} persons, {result.tokens} tokens, {result.labelled} with labels"
+        + (f" ({result.labels_dropped} labels for persons not in it dropped)" if labels else "")
     )

@@ -248,3 +248,15 @@ def test_the_home_on_the_command_line_wins_over_the_environment(
     monkeypatch.setenv("SIGNAALPOORT_HOME", str(tmp_path / "elsewhere"))
     settings = signaalpoort.Settings.load(demo / "gateway")
     assert settings.home == demo / "gateway"
+
+
+def test_the_gateway_reloads_the_municipalitys_register_with_its_labels(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    amsterdam = demo / "amsterdam"
+    args = ["--home", str(demo / "gateway"), "--gemeente", "0363"]
+    args += ["--by", signaalpoort.AMSTERDAM_OIN, "--labels", str(amsterdam / "labels.jsonl")]
+    assert _run("register", "load", str(amsterdam / "register.jsonl"), *args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "register 0363 version 2 loaded: 19 persons" in out
+    assert "2 with labels (0 labels for persons not in it dropped)" in out
