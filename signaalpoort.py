@@ -716,6 +716,9 @@ EXIT_CODES: dict[str, int] = {
     "store_unavailable": EXIT_STORE,
     "partner_unknown": EXIT_CONFIG,
     "register_invalid": EXIT_REFUSED,
+    "not_resolvable": EXIT_REFUSED,
+    "person_unknown": EXIT_REFUSED,
+    "not_routable": EXIT_REFUSED,
     # adapters
     "adapter_error": EXIT_CONFIG,
     "row_invalid": EXIT_REFUSED,

@@ -1,4 +1,5 @@
-"""The partners' commands: ``send`` for creditors, ``inbox pull`` for teams."""
+"""The partners' commands: ``send`` for creditors, ``inbox pull`` for teams, ``inbox
+resolve`` for the back office."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ from keys.tokens import Tokeniser
 
 console = Console()
 EXIT_REFUSED = 1  # docs/reason-codes.md: something was refused
+CLOSE_REASONS = ("not_resident", "moved_out", "deceased", "wrong_signal")
+"""How the back office may close a review signal (the partner API's ``close``)."""
 
 HomeOption = Annotated[
     Path | None,
@@ -119,6 +122,36 @@ def inbox_pull(
             with out.open("a", encoding="utf-8") as fh:
                 count = pull_to_file(team, client, fh)
     typer.echo(f"{count} signal(s) pulled", err=True)
+
+
+@inbox_app.command("resolve")
+def inbox_resolve(
+    delivery_id: Annotated[
+        int, typer.Argument(metavar="ID", min=1, help="the review signal's inbox id")
+    ],
+    home: HomeOption = None,
+    pseudonym: Annotated[
+        str | None,
+        typer.Option(help="assign to this person (from the municipality's register pseudonym)"),
+    ] = None,
+    close: Annotated[str | None, typer.Option(help="close it: " + ", ".join(CLOSE_REASONS))] = None,
+    gateway: GatewayOption = None,
+) -> None:
+    """At the back office: resolve a review signal to a person, or close it."""
+    if (pseudonym is None) == (close is None):
+        raise typer.BadParameter("give exactly one of --pseudonym and --close")
+    if close is not None and close not in CLOSE_REASONS:
+        raise typer.BadParameter("one of " + ", ".join(CLOSE_REASONS), param_hint="--close")
+    party = PartyHome.resolve(home)
+    with RestClient(party, gateway_url(party, gateway)) as client:
+        answer = client.resolve(delivery_id, pseudonym=pseudonym, close=close)
+    if "error" in answer:
+        typer.echo(f"refused: {answer['error']}: {answer['detail']}", err=True)
+        raise typer.Exit(EXIT_REFUSED)
+    if answer["status"] == "routed":
+        typer.echo(f"signal {answer['id']} routed to team {answer['team']}")
+    else:
+        typer.echo(f"signal {answer['id']} closed")
 
 
 @register_app.command("tokenise")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import httpx
@@ -18,6 +18,8 @@ from keys.home import PartyHome
 
 DEFAULT_TIMEOUT = 120.0
 GATEWAY_URL_FILE = "gateway-url"
+RESOLVE_REFUSALS = frozenset({404, 409})
+"""The statuses with which the gateway refuses a resolution (docs/reason-codes.md)."""
 
 
 def gateway_url(home: PartyHome, override: str | None = None) -> str:
@@ -55,7 +57,11 @@ class RestClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, body: Any = None, *, refusals: Collection[int] = ()
+    ) -> dict[str, Any]:
+        """The JSON object answered; an error status in ``refusals`` gives its error body
+        (``{"error", "detail"}``) instead of raising ``TransportFailed``."""
         try:
             response = self._client.request(
                 method,
@@ -65,6 +71,13 @@ class RestClient:
             )
         except httpx.HTTPError as exc:
             raise TransportFailed(f"{method} {path}: {type(exc).__name__}") from None
+        if response.status_code in refusals:
+            try:
+                refusal = response.json()
+            except ValueError:
+                refusal = None
+            if isinstance(refusal, dict) and isinstance(refusal.get("error"), str):
+                return {"error": refusal["error"], "detail": str(refusal.get("detail", ""))}
         if response.status_code != 200:
             try:
                 code = response.json().get("error", "")
@@ -103,3 +116,20 @@ class RestClient:
 
     def ack(self, ids: Sequence[int]) -> int:
         return int(self._call("POST", "/v1/inbox/ack", {"ids": list(ids)})["acknowledged"])
+
+    # -- as the back office --
+
+    def resolve(
+        self, delivery_id: int, *, pseudonym: str | None = None, close: str | None = None
+    ) -> dict[str, Any]:
+        """Resolve a review signal to a person's pseudonym or close it with a reason.
+
+        Returns ``{"id", "status", "team"}``, or the gateway's refusal
+        ``{"error", "detail"}`` (no such review signal, unknown person, team not routable).
+        """
+        body: dict[str, Any] = {"id": delivery_id}
+        if pseudonym is not None:
+            body["pseudonym"] = pseudonym
+        if close is not None:
+            body["close"] = close
+        return self._call("POST", "/v1/inbox/resolve", body, refusals=RESOLVE_REFUSALS)

@@ -40,7 +40,8 @@ class Team:
 
 
 def pull_to_file(team: Team, client: Inbox, out: TextIO, *, page: int = 100) -> int:
-    """Pull every waiting signal, write one JSON line each, and acknowledge page by page.
+    """Pull every waiting signal, write one JSON line each (with its inbox ``id``, which
+    ``inbox resolve`` takes), and acknowledge page by page.
 
     A page is acknowledged only after its lines are written and flushed to disk, so a
     crash loses nothing: the worst case is a page pulled twice.
@@ -52,7 +53,8 @@ def pull_to_file(team: Team, client: Inbox, out: TextIO, *, page: int = 100) -> 
         if not items:
             return written
         for item in items:
-            out.write(json.dumps(team.open(item["signal"]), ensure_ascii=False) + "\n")
+            record = {"id": item["id"], **team.open(item["signal"])}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
         os.fsync(out.fileno())
         client.ack([item["id"] for item in items])

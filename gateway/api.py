@@ -1,4 +1,5 @@
-"""The partner API: REST intake, receipts, withdrawals, outreach keys and the team inbox.
+"""The partner API: REST intake, receipts, withdrawals, outreach keys, the team inbox and
+the back office's resolution of review signals.
 
 Served over HTTPS with mutual TLS (``gateway.tls``). A request passes, outermost first:
 
@@ -18,6 +19,8 @@ Status codes and error codes (the contract partners code against):
     401 unauthenticated   no, unknown, revoked or expired client certificate
     403 forbidden         the partner's role may not use the route
     404 not_found         no such resource for this partner
+    404 person_unknown    resolve: no such pseudonym in the municipality's register
+    409 not_routable      resolve: the person's team has no key in the outreach key set
     413 too_large         the body exceeds the limit (from Content-Length, then counted)
     400 body_invalid      not JSON, not the documented shape, too many items
     503 store_unavailable the database cannot be reached
@@ -39,7 +42,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -49,7 +52,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import inbox, ingest, withdraw
-from gateway.errors import StoreError
+from gateway.errors import NotResolvable, NotRoutable, PersonUnknown, StoreError
 from gateway.partners import Partner
 from gateway.service import Gateway
 from gateway.settings import Settings
@@ -73,11 +76,12 @@ MAX_ACK_IDS = 1_000
 MAX_SMALL_BODY_BYTES = 64 * 1024
 """The body of a request other than a notice batch (an acknowledgement, a withdrawal)."""
 
-MAX_ID = 2**63 - 1
-"""The largest delivery id a request may name (a signed 64-bit integer)."""
+MAX_ID = inbox.MAX_DELIVERY_ID
+"""The largest delivery id a request may name (what ``deliveries.id`` holds)."""
 
 CREDITOR_ROLES = ("creditor",)
 INBOX_ROLES = ("team", "backoffice")
+BACKOFFICE_ROLES = ("backoffice",)
 
 _JTI = re.compile(r"^[A-Za-z0-9._:-]{1,36}$")
 _GEMEENTE = re.compile(r"^[0-9]{4}$")
@@ -230,6 +234,7 @@ def _role(*roles: str) -> Callable[[Request], Awaitable[Partner]]:
 AnyPartner = Annotated[Partner, Depends(_role("creditor", "team", "backoffice", "municipality"))]
 Creditor = Annotated[Partner, Depends(_role(*CREDITOR_ROLES))]
 InboxHolder = Annotated[Partner, Depends(_role(*INBOX_ROLES))]
+BackOffice = Annotated[Partner, Depends(_role(*BACKOFFICE_ROLES))]
 
 
 # -- bodies --------------------------------------------------------------------------
@@ -295,6 +300,17 @@ def _withdraw_reason(body: bytes) -> withdraw.Reason:
     if not isinstance(reason, str) or reason not in withdraw.REASONS:
         raise _body_invalid("reason is one of " + ", ".join(withdraw.REASONS))
     return cast(withdraw.Reason, reason)
+
+
+def _resolution(body: bytes) -> ResolveIn:
+    doc = _json(body)
+    try:
+        return ResolveIn.model_validate(doc)
+    except ValidationError as exc:
+        raise _body_invalid(
+            'the body is {"id": <delivery id>, "pseudonym": "p-..."} or '
+            '{"id": <delivery id>, "close": "' + '" | "'.join(inbox.CLOSE_REASONS) + '"}'
+        ) from exc
 
 
 # -- models (the OpenAPI schema) -----------------------------------------------------
@@ -386,6 +402,36 @@ class AckOut(BaseModel):
     """How many deliveries were newly acknowledged."""
 
     acknowledged: int
+
+
+class ResolveIn(BaseModel):
+    """Resolve a review signal: assign it to a person, or close it (exactly one)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: int = Field(gt=0, le=MAX_ID, description="the back office's delivery of the signal")
+    pseudonym: str | None = Field(
+        default=None,
+        pattern=r"^p-[A-Za-z0-9_-]{22}$",
+        description="the person, as the municipality's `register pseudonym` gives it",
+    )
+    close: inbox.CloseReason | None = Field(
+        default=None, description="close the signal with this outcome"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ResolveIn:
+        if (self.pseudonym is None) == (self.close is None):
+            raise ValueError("give exactly one of pseudonym and close")
+        return self
+
+
+class ResolveOut(BaseModel):
+    """What became of the signal: routed to a team, or closed."""
+
+    id: int
+    status: Literal["routed", "closed"]
+    team: str | None = Field(description="the team the signal now goes to, if routed")
 
 
 class HealthOut(BaseModel):
@@ -518,6 +564,33 @@ def _routes(gw: Gateway) -> APIRouter:
         ids = _ack_ids(await _read_body(request, MAX_SMALL_BODY_BYTES))
         count = await run_in_threadpool(inbox.ack, gw, recipient=partner.oin, ids=ids)
         return AckOut(acknowledged=count)
+
+    @router.post(
+        "/v1/inbox/resolve",
+        response_model=ResolveOut,
+        summary="Resolve a review signal: route it to a person's team, or close it",
+        responses=_errors(*authenticated, 400, 404, 409, 413),
+        openapi_extra=_request_body(ResolveIn),
+        tags=["backoffice"],
+    )
+    async def resolve_signal(request: Request, partner: BackOffice) -> ResolveOut:
+        wanted = _resolution(await _read_body(request, MAX_SMALL_BODY_BYTES))
+        try:
+            done = await run_in_threadpool(
+                inbox.resolve,
+                gw,
+                recipient=partner.oin,
+                delivery_id=wanted.id,
+                pseudonym=wanted.pseudonym,
+                close=wanted.close,
+            )
+        except NotResolvable as exc:
+            raise _not_found("review signal") from exc
+        except PersonUnknown as exc:
+            raise _Refusal(404, exc.code, "no such person in the register") from exc
+        except NotRoutable as exc:
+            raise _Refusal(409, exc.code, "the person's team cannot receive signals") from exc
+        return ResolveOut(id=done.id, status=done.status, team=done.team)
 
     @router.get(
         "/.well-known/jwks.json",

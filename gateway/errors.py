@@ -6,7 +6,10 @@
     │                     or a checkpoint's root or signature)
     ├── StoreError        the database is unreachable, unsupported or misconfigured
     ├── PartnerUnknown    no partner is registered under that OIN
-    └── RegisterInvalid   a register file does not fit (the line is named, never a value)
+    ├── RegisterInvalid   a register file does not fit (the line is named, never a value)
+    ├── NotResolvable     no review signal of this back office under that delivery id
+    ├── PersonUnknown     no person under that pseudonym in the municipality's register
+    └── NotRoutable       the person's team cannot be sent the signal (not in the key set)
 
 Edges (HTTP, SFTP, CLI) map each ``code`` to their own status; messages carry no personal
 data and no key material.
@@ -60,3 +63,23 @@ class RegisterInvalid(GatewayError):
     def __init__(self, line: int, message: str = "") -> None:
         super().__init__(f"line {line}: {message}" if message else f"line {line}")
         self.line = line
+
+
+class NotResolvable(GatewayError):
+    """No delivery of that id for this back office, or its notice is not (or no longer)
+    in review: resolved, withdrawn, or never the back office's to resolve."""
+
+    code = "not_resolvable"
+
+
+class PersonUnknown(GatewayError):
+    """No person under that pseudonym in the register of the notice's municipality."""
+
+    code = "person_unknown"
+
+
+class NotRoutable(GatewayError):
+    """The resolved person's team has no key in the outreach key set (or the notice's
+    contact block has no recipient for it), so the signal cannot go to that team."""
+
+    code = "not_routable"

@@ -263,7 +263,7 @@ def _store(
         recipient, kid = decided.recipient, decided.kid
         if recipient is None or kid is None:
             continue
-        signal = _signal(notice, decided, recipient, kid, checked.opened.claims["contact"])
+        signal = signal_for(notice, decided, recipient, kid, checked.opened.claims["contact"])
         signals.append(
             (
                 len(rows) - 1,
@@ -291,7 +291,7 @@ def _store(
         conn.execute(insert(deliveries), [delivery for _, delivery in signals])
 
 
-def _signal(
+def signal_for(
     notice: Notice, decided: Route, recipient: str, kid: str, contact: dict[str, Any]
 ) -> dict[str, Any]:
     """What the team receives: the facts, the routing, and the block only it can open."""

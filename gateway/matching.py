@@ -55,6 +55,7 @@ __all__ = [
     "WEIGHTS",
     "Label",
     "Match",
+    "labels_of",
     "Matcher",
     "Outcome",
     "score",
@@ -107,6 +108,11 @@ class Label:
 
     label: str
     team: str | None
+
+
+def labels_of(stored: str) -> tuple[Label, ...]:
+    """A person's labels as ``register_persons.labels`` keeps them (a JSON list)."""
+    return tuple(Label(x["label"], x["team"]) for x in json.loads(stored))
 
 
 @dataclass(frozen=True)
@@ -235,7 +241,7 @@ class Matcher:
             person=person.pseudonym,
             household=person.household or None,
             district=person.district or None,
-            labels=tuple(Label(x["label"], x["team"]) for x in json.loads(person.labels)),
+            labels=labels_of(person.labels),
         )
 
 

@@ -59,7 +59,9 @@ class Unroutable:
 
 
 @dataclass(frozen=True)
-class _Gemeente:
+class Outreach:
+    """A municipality that can take signals: its routing and verified outreach key set."""
+
     routing: GemeenteRouting
     keyset: OutreachKeySet
 
@@ -68,6 +70,7 @@ class _Gemeente:
         return frozenset(k.kid for k in self.keyset.keys)
 
     def kid_of(self, team: str) -> KeyID | None:
+        """The kid of ``team``'s key in the key set (a ``KidOf``), None when it has none."""
         try:
             return self.keyset.recipient(team).key.kid
         except KeySetInvalid:
@@ -80,12 +83,12 @@ class Router:
     def __init__(self, gw: Gateway) -> None:
         self._gw = gw
         self._matcher = Matcher(gw.engine)
-        self._gemeenten: dict[str, _Gemeente | Unroutable] = {}
+        self._gemeenten: dict[str, Outreach | Unroutable] = {}
 
     def keyset_kids(self, gemeente: str) -> frozenset[KeyID]:
         """The kids of the municipality's whole key set (after ``route_all``)."""
         found = self._gemeenten.get(gemeente)
-        return found.kids if isinstance(found, _Gemeente) else frozenset()
+        return found.kids if isinstance(found, Outreach) else frozenset()
 
     def route_all(self, batch: Sequence[Notice]) -> list[Route | Unroutable]:
         """One route per notice, in order; matching runs once per municipality and kid."""
@@ -100,31 +103,34 @@ class Router:
         for (gemeente, kid), indexes in groups.items():
             matches = self._matcher.match(gemeente, kid, [batch[i].tokens.values for i in indexes])
             place = self._gemeenten[gemeente]
-            assert isinstance(place, _Gemeente)
+            assert isinstance(place, Outreach)
             for index, match in zip(indexes, matches, strict=True):
                 results[index] = route(place.routing, place.kid_of, match)
         return [r for r in results if r is not None]
 
-    def _gemeente(self, gemeente: str) -> _Gemeente | Unroutable:
+    def _gemeente(self, gemeente: str) -> Outreach | Unroutable:
         if gemeente not in self._gemeenten:
-            self._gemeenten[gemeente] = self._load(gemeente)
+            self._gemeenten[gemeente] = outreach(self._gw, gemeente)
         return self._gemeenten[gemeente]
 
-    def _load(self, gemeente: str) -> _Gemeente | Unroutable:
-        routing = self._gw.settings.routing.get(gemeente)
-        if routing is None:
-            return Unroutable("no routing for this gemeente")
-        with reading(self._gw.engine) as conn:
-            try:
-                keyset = self._gw.directory.outreach_keyset(conn, gemeente)
-            except KeySetInvalid as exc:
-                return Unroutable(exc.cause)
-        if keyset is None:
-            return Unroutable("no outreach key set for this gemeente")
-        place = _Gemeente(routing, keyset)
-        if place.kid_of(routing.backoffice) is None or place.kid_of(routing.default_team) is None:
-            return Unroutable("back office or default team not in the key set")
-        return place
+
+def outreach(gw: Gateway, gemeente: str) -> Outreach | Unroutable:
+    """The municipality's routing and verified key set, read afresh; ``Unroutable``
+    when it has none, or its back office or default team has no key in the set."""
+    routing = gw.settings.routing.get(gemeente)
+    if routing is None:
+        return Unroutable("no routing for this gemeente")
+    with reading(gw.engine) as conn:
+        try:
+            keyset = gw.directory.outreach_keyset(conn, gemeente)
+        except KeySetInvalid as exc:
+            return Unroutable(exc.cause)
+    if keyset is None:
+        return Unroutable("no outreach key set for this gemeente")
+    place = Outreach(routing, keyset)
+    if place.kid_of(routing.backoffice) is None or place.kid_of(routing.default_team) is None:
+        return Unroutable("back office or default team not in the key set")
+    return place
 
 
 def route(routing: GemeenteRouting, kid_of: KidOf, match: Match) -> Route:
