@@ -15,11 +15,16 @@ people (about 50 % single; couples, couples with children, single parents). Coup
 are married in 60 % of cases; married partners carry each other's name in
 ``partner_geslachtsnaam``/``partner_voorvoegsel`` and an ``naamgebruik``: one partner
 E 60 % / P 15 % / V 15 % / N 10 %, the other E 95 % / P 2 % / V 2 % / N 1 %. Children
-take one parent's surname (the second parent's 80 %). Surnames include voorvoegsels
-(de, van, van der, van den, ter, ten, 't, van 't, in 't ...), ss/s and ij/y pairs,
-double names (Tjeenk Willink, hyphenated ones) and diacritics (Çelik, Öztürk, Yılmaz,
-Müller, Brontë...). BSNs pass the elfproef and are unique. About 1 % have a
-``datum_overlijden`` and 2 % a ``datum_vertrek`` (both between 2024 and 2026).
+take one parent's surname (the second parent's 80 %). A fifth of the population bears
+one of about a hundred common or difficult surnames (``SURNAMES``: voorvoegsels de, van,
+van der, van den, ter, ten, 't, van 't, in 't ...; ss/s and ij/y pairs; double names
+such as Tjeenk Willink and hyphenated ones; diacritics as in Çelik, Öztürk, Yılmaz,
+Müller, Brontë), the rest one of a long tail of about 11,000 rare ones built from Dutch
+stems and endings (``tail_surnames``), a quarter of them with a voorvoegsel. Jansen
+comes out at about 0.8 % and the sum of squared surname shares at about 0.0008, close
+to the BRP's: two unrelated people rarely share a surname. BSNs pass the elfproef and
+are unique. About 1 % have a ``datum_overlijden`` and 2 % a ``datum_vertrek`` (both
+between 2024 and 2026).
 
 The creditor export (``notices.csv``) and its error model
 ---------------------------------------------------------
@@ -205,6 +210,38 @@ SURNAMES: list[tuple[str, str, int]] = [
     ("", "Kaya", 4),
     ("", "Amrani", 3),
 ]
+NAMED_SHARE = 0.2
+"""The share of the population bearing one of ``SURNAMES``; the rest bear ``tail_surnames``."""
+
+TAIL_STEMS = (
+    "Aal", "Bak", "Beu", "Bie", "Bij", "Blo", "Bree", "Brug", "Dam", "Dek", "Dui", "Eek",
+    "Elz", "Gel", "Gro", "Haa", "Hee", "Hoo", "Hui", "Kap", "Kee", "Kle", "Koe", "Kui",
+    "Lam", "Lee", "Loo", "Maa", "Mee", "Mol", "Noo", "Oos", "Pol", "Pos", "Raa", "Rij",
+    "Roo", "Schu", "Sla", "Smi", "Sne", "Spr", "Ste", "Stra", "Tee", "Tim", "Uit", "Vel",
+    "Ver", "Vle", "Waa", "Wee", "Wes", "Wil", "Zee", "Zij", "Zwa", "Hol", "Ter", "Wij",
+)  # fmt: skip
+TAIL_SUFFIXES = (
+    "man", "mans", "ma", "sma", "stra", "inga", "ink", "kamp", "horst", "huis", "veld",
+    "berg", "beek", "broek", "dijk", "hof", "hout", "er", "ers", "sen", "ssen", "s",
+    "kes", "ert", "el", "els", "ens", "werf", "meijer", "wijk", "hoven", "laar", "land",
+    "vliet", "boom", "stein", "ing", "ink", "gers", "ven",
+)  # fmt: skip
+TAIL_VOORVOEGSELS = (("van", 10), ("de", 6), ("van der", 3), ("van den", 3), ("ter", 1))
+"""A quarter of the tail carries a voorvoegsel, by these weights."""
+
+
+def tail_surnames() -> list[tuple[str, str]]:
+    """The long tail: every stem with every suffix, alone and after each voorvoegsel
+    (about 11,000 surnames, each rare), so that two unrelated people rarely share a
+    surname, as in the BRP; ``SURNAMES`` holds the common and the difficult ones."""
+    cores = sorted(
+        {(stem + suffix).capitalize() for stem in TAIL_STEMS for suffix in TAIL_SUFFIXES}
+    )
+    return [("", core) for core in cores] + [
+        (vv, core) for vv, _ in TAIL_VOORVOEGSELS for core in cores
+    ]
+
+
 MALE = [
     "Jan",
     "Pieter",
@@ -392,6 +429,12 @@ class _Gen:
         self.addresses: set[tuple[str, str, str, str]] = set()
         self.sur = [(v, n) for v, n, _ in SURNAMES]
         self.sur_cum = _cumulative([w for _, _, w in SURNAMES])
+        self.tail = tail_surnames()
+        plain = len(self.tail) // (len(TAIL_VOORVOEGSELS) + 1)
+        total_vv = sum(w for _, w in TAIL_VOORVOEGSELS)
+        # Three quarters without a voorvoegsel, one quarter with.
+        weights = [3 * total_vv] * plain + [w for _, w in TAIL_VOORVOEGSELS for _ in range(plain)]
+        self.tail_cum = _cumulative(weights)
         self.cats = [c for c, _ in CATEGORIES]
         self.cat_cum = _cumulative([w for _, w in CATEGORIES])
 
@@ -410,7 +453,9 @@ class _Gen:
                 return bsn
 
     def surname(self) -> tuple[str, str]:
-        return self.rng.choices(self.sur, cum_weights=self.sur_cum)[0]
+        if self.rng.random() < NAMED_SHARE:
+            return self.rng.choices(self.sur, cum_weights=self.sur_cum)[0]
+        return self.rng.choices(self.tail, cum_weights=self.tail_cum)[0]
 
     def voornamen(self, female: bool) -> str:
         rng = self.rng

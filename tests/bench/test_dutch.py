@@ -11,7 +11,7 @@ import pytest
 
 from bench.dutch import Dataset, elfproef, generate, strip_diacritics, write
 
-PERSONS, NOTICES, SEED = 2_000, 500, 7
+PERSONS, NOTICES, SEED = 4_000, 1_500, 7
 
 BRP_HEADER = (
     "bsn,geslachtsnaam,voorvoegsel,voornamen,naamgebruik,partner_geslachtsnaam,"
