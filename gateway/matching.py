@@ -10,6 +10,7 @@ date, address or BSN. Each token type is a conjunction of fields::
     fon_init_geb    surname sound, initial, birth date
     fon_pc_hnr      surname sound, address
     init_pc_hnr     initial, address
+    init2_pc_hnr    first two initials, address (persons with two initials or more)
 
 **Candidates** are the persons that share at least one token with the notice: the
 tokens are the blocking, so nothing is compared against the whole register.
@@ -71,6 +72,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "fon_init_geb": ("sound", "initial", "birth"),
     "fon_pc_hnr": ("sound", "address"),
     "init_pc_hnr": ("initial", "address"),
+    "init2_pc_hnr": ("initials2", "address"),
 }
 """The fields each token type is made of (``keys.tokens.TOKEN_TYPES``)."""
 
@@ -81,6 +83,7 @@ WEIGHTS: dict[str, tuple[int, int]] = {
     "initial": (3, -3),
     "birth": (14, -10),
     "address": (10, -3),
+    "initials2": (2, -6),
 }
 """Per field: what agreement adds and what disagreement adds. The surname counts once:
 as ``name`` when it agrees exactly, else as ``sound`` when only its phonetic key does.
@@ -89,7 +92,8 @@ A birth date is what sets one person apart from the rest of a household; surname
 address are shared by the household, so a differing birth date outweighs them both
 together with the initial (a parent and child of one initial), while address and
 birth date agreeing outweigh a surname and initial that differ (swapped or misspelt
-names at the right address)."""
+names at the right address). Two initials agreeing add little to the first; differing,
+they tell two people of one surname and first initial apart."""
 
 ACCEPT = 18
 """Lowest score accepted: surname, initial and address; surname, initial and birth
@@ -140,9 +144,10 @@ class _Person:
     types: int
 
 
-def score(hits: Iterable[str], mutual: Iterable[str]) -> int:
+def score(hits: Iterable[str], mutual: Iterable[str], *, fewer_initials: bool = False) -> int:
     """The score of a candidate sharing tokens of the types ``hits``, where ``mutual``
-    are the token types that notice and candidate both have."""
+    are the token types that notice and candidate both have. ``fewer_initials``: the
+    notice gives two initials or more where the register has one given name."""
     hit = set(hits)
     agree = {f for kind in hit for f in FIELDS[kind]}
     disagree: set[str] = set()
@@ -150,6 +155,8 @@ def score(hits: Iterable[str], mutual: Iterable[str]) -> int:
         unknown = [f for f in FIELDS[kind] if f not in agree]
         if len(unknown) == 1:
             disagree.add(unknown[0])
+    if fewer_initials and "address" in agree:
+        disagree.add("initials2")
     # The surname counts once: exactly, else by its sound, else as differing.
     if "name" in agree:
         agree.discard("sound")
@@ -159,6 +166,11 @@ def score(hits: Iterable[str], mutual: Iterable[str]) -> int:
     elif "sound" in disagree:
         disagree = (disagree - {"sound"}) | {"name"}
     return sum(WEIGHTS[f][0] for f in agree) + sum(WEIGHTS[f][1] for f in disagree)
+
+
+def _score(hits: set[str], carried: frozenset[str], has: frozenset[str]) -> int:
+    fewer = "init2_pc_hnr" in carried and "init_pc_hnr" in has and "init2_pc_hnr" not in has
+    return score(hits, carried & has, fewer_initials=fewer)
 
 
 def _types(mask: int) -> frozenset[str]:
@@ -215,7 +227,7 @@ class Matcher:
             return Match("not_resident", "no_candidate")
         carried = frozenset(kind for kind, tokens in values.items() if tokens)
         ranked = sorted(
-            ((score(kinds, carried & _types(persons[p].types)), p) for p, kinds in hits.items()),
+            ((_score(kinds, carried, _types(persons[p].types)), p) for p, kinds in hits.items()),
             reverse=True,
         )
         best, pseudonym = ranked[0]

@@ -49,6 +49,7 @@ TOKEN_TYPES: tuple[str, ...] = (
     "fon_init_geb",
     "fon_pc_hnr",
     "init_pc_hnr",
+    "init2_pc_hnr",
 )
 """Token types and their fields, in this order:
 
@@ -60,6 +61,9 @@ TOKEN_TYPES: tuple[str, ...] = (
 - ``fon_pc_hnr``: phonetic key of the core surname, postcode, house number;
 - ``init_pc_hnr``: first initial, postcode, house number (weak; finds people known by
   a surname the register does not list, such as a partner's under naamgebruik E).
+- ``init2_pc_hnr``: first two initials, postcode, house number; only for a person with
+  two initials or more (sets apart two people of one surname and first initial at one
+  address when a notice has no birth date).
 """
 
 _KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -127,6 +131,8 @@ class PersonFields:
     postcode: str | None
     huisnummer: int | None
     bsn: str | None
+    initials2: str = ""
+    """The first two initials, or "" for a person with fewer."""
 
     @classmethod
     def from_creditor(
@@ -141,9 +147,11 @@ class PersonFields:
         bsn: str = "",
     ) -> PersonFields:
         """What a creditor knows, as it knows it; an invalid field raises ``FieldInvalid``."""
+        letters = normalise.initials(voorletters)
         return cls(
             cores=tuple(normalise.surname_cores(achternaam, voorvoegsel)),
-            initial=normalise.initials(voorletters)[:1],
+            initial=letters[:1],
+            initials2=letters[:2] if len(letters) >= 2 else "",
             birth_date=normalise.optional_birth_date(geboortedatum),
             postcode=_optional_postcode(postcode),
             huisnummer=_optional_huisnummer(huisnummer),
@@ -178,9 +186,11 @@ class PersonFields:
             partner_voorvoegsel=partner_voorvoegsel,
         )
         known_date = "" if geboortedatum.strip().endswith("-00") else geboortedatum
+        letters = normalise.initials(voornamen)
         return cls(
             cores=tuple(cores),
-            initial=normalise.initials(voornamen)[:1],
+            initial=letters[:1],
+            initials2=letters[:2] if len(letters) >= 2 else "",
             birth_date=normalise.optional_birth_date(known_date),
             postcode=_optional_postcode(postcode),
             huisnummer=_optional_huisnummer(huisnummer),
@@ -229,7 +239,9 @@ class Tokeniser:
         # rather than through ``token``, and the fields are checked once per person.
         cores = list(dict.fromkeys(c for c in person.cores if c))
         initial, born = person.initial, person.birth_date
-        _check_fields((*cores, initial, born or "", person.postcode or "", person.bsn or ""))
+        _check_fields(
+            (*cores, initial, person.initials2, born or "", person.postcode or "", person.bsn or "")
+        )
         sounds = list(dict.fromkeys(k for k in map(normalise.phonetic, cores) if k))
         address = None
         if person.postcode is not None and person.huisnummer is not None:
@@ -256,6 +268,8 @@ class Tokeniser:
             put("fon_pc_hnr", [f"{k}\x1f{address}" for k in sounds])
             if initial:
                 put("init_pc_hnr", [f"{initial}\x1f{address}"])
+            if person.initials2:
+                put("init2_pc_hnr", [f"{person.initials2}\x1f{address}"])
         return out
 
 

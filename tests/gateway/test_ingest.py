@@ -274,9 +274,11 @@ def test_whether_the_person_was_found_never_reaches_the_receipt(demo: Path, gw: 
 
 def test_an_ambiguous_notice_goes_to_the_back_office_with_why(demo: Path, gw: Gateway) -> None:
     sender = Sender(demo, gw, "drinkwater")
-    # Father and son are both J. Jansen at this address; without a birth date, a tie.
+    # Father and son are both J. Jansen at this address; without a birth date or a
+    # second initial, a tie.
     jansen = sender.rows[3]
-    row = profile.Row(jansen.line, {**jansen.values, "geboortedatum": ""}, jansen.attestations)
+    values = {**jansen.values, "voorletters": "J.", "geboortedatum": ""}
+    row = profile.Row(jansen.line, values, jansen.attestations)
     notice = sender.creditor.notice(row, sender.transport, now=NOW)
     receipt = submit(gw, DRINKWATER, [sender.seal(notice)])
     assert receipt.items[0].outcome == "accepted"

@@ -37,7 +37,7 @@ GEMEENTE = "0363"
 AMSTERDAM = "00000001002564440000"
 ZUID = "00000001002564440002"
 ALL = list(TOKEN_TYPES)
-NO_BSN = [t for t in TOKEN_TYPES if t != "bsn"]
+NO_BSN = [t for t in TOKEN_TYPES if t not in ("bsn", "init2_pc_hnr")]  # one initial
 ADDRESS = ["naam_pc_hnr", "fon_pc_hnr", "init_pc_hnr"]
 BIRTH = ["naam_init_geb", "pc_hnr_geb", "fon_init_geb"]
 
@@ -70,6 +70,16 @@ def test_the_score_weighs_what_agrees_against_what_differs(
 
 def test_a_differing_birth_date_costs_more_than_an_unknown_one() -> None:
     assert score(ADDRESS, NO_BSN) < score(ADDRESS, ADDRESS)
+
+
+def test_a_differing_second_initial_sends_a_notice_without_birth_date_to_review() -> None:
+    two = [*ADDRESS, "init2_pc_hnr"]
+    assert score(two, two) >= ACCEPT
+    assert REVIEW <= score(ADDRESS, two) < ACCEPT
+    # Two initials on the notice, one given name in the register: as differing.
+    assert score(ADDRESS, ADDRESS, fewer_initials=True) == score(ADDRESS, two)
+    # One initial on the notice says nothing about the second.
+    assert score(ADDRESS, ADDRESS) >= ACCEPT
 
 
 def test_the_bsn_disagreeing_counts_against_a_candidate() -> None:
@@ -244,6 +254,17 @@ def test_father_and_son_of_one_initial_without_a_birth_date_go_to_review(
     assert (son.outcome, son.person) == ("matched", register.person("joost"))
 
 
+def test_a_second_initial_tells_father_and_son_apart_without_a_birth_date(
+    register: Register,
+) -> None:
+    jansen = {"achternaam": "Jansen", "postcode": "1094HB", "huisnummer": "45"}
+    [father] = register.match(register.tokens(**jansen, voorletters="J.P."))
+    assert (father.outcome, father.person) == ("matched", register.person("jan"))
+    # A third J. Jansen living there, not registered: neither J.P. nor plain Joost.
+    [other] = register.match(register.tokens(**jansen, voorletters="J.M."))
+    assert other.outcome == "review" and other.person is None
+
+
 def test_someone_not_in_the_register_is_not_resident(register: Register) -> None:
     stranger = {"achternaam": "Mulder", "voorletters": "P.", "geboortedatum": "1981-10-10"}
     [found] = register.match(register.tokens(**stranger, postcode="1091GH", huisnummer="3"))
@@ -277,11 +298,11 @@ def test_a_valid_bsn_finds_the_person_even_at_another_address(register: Register
     assert (found.outcome, found.person) == ("matched", register.person("anna"))
 
 
-def test_a_differing_bsn_outweighs_name_initial_and_address(register: Register) -> None:
-    # Anna's name, initial and address, but another person's BSN and no birth date.
+def test_a_differing_bsn_outweighs_name_initials_and_address(register: Register) -> None:
+    # Anna's name, initials and address, but another person's BSN and no birth date.
     other = {k: v for k, v in ANNA.items() if k != "geboortedatum"}
     [found] = register.match(register.tokens(**other, bsn="100000046"))
-    assert found.outcome == "not_resident" and found.person is None
+    assert found.outcome == "review" and found.person is None
 
 
 def test_tokens_of_another_linkage_secret_go_to_review(register: Register) -> None:

@@ -186,6 +186,7 @@ def test_creditor_fields_are_normalised() -> None:
         postcode="1011AB",
         huisnummer=5,
         bsn="010000008",
+        initials2="am",
     )
 
 
@@ -248,6 +249,7 @@ def test_tokens_of_a_person_are_the_tokens_of_its_fields() -> None:
         "fon_init_geb": [tok("fon_init_geb", "fris", "a", "1970-01-01")],
         "fon_pc_hnr": [tok("fon_pc_hnr", "fris", "1011AB", "5")],
         "init_pc_hnr": [tok("init_pc_hnr", "a", "1011AB", "5")],
+        "init2_pc_hnr": [tok("init2_pc_hnr", "am", "1011AB", "5")],
     }
 
 
@@ -278,7 +280,9 @@ def test_types_with_a_missing_field_are_left_out() -> None:
     no_address = tokeniser.tokens(_creditor(postcode="", huisnummer=""))
     assert set(no_address) == {"naam_init_geb", "fon_init_geb"}
     no_birth_date = tokeniser.tokens(_creditor(geboortedatum=""))
-    assert set(no_birth_date) == {"naam_pc_hnr", "fon_pc_hnr", "init_pc_hnr"}
+    assert set(no_birth_date) == {"naam_pc_hnr", "fon_pc_hnr", "init_pc_hnr", "init2_pc_hnr"}
+    one_initial = tokeniser.tokens(_creditor(voorletters="A."))
+    assert "init2_pc_hnr" not in one_initial and "init_pc_hnr" in one_initial
     nothing = tokeniser.tokens(_creditor(achternaam="", voorletters="", geboortedatum=""))
     assert set(nothing) == set()
 
