@@ -27,7 +27,7 @@ from gateway.routing import Route, Unroutable, outreach, route
 from gateway.schema import Notice
 from gateway.service import Gateway
 from gateway.store.engine import reading
-from gateway.store.schema import deliveries, notices, register_persons
+from gateway.store.schema import deliveries, notices, register_persons, registers
 from keys.envelope import notice_claims
 from keys.errors import ContactBlockInvalid
 from keys.jwk import OIN
@@ -196,9 +196,12 @@ def _person(conn: Connection, gemeente: str, pseudonym: str) -> Match:
     """What the register says about ``pseudonym``, as a match the back office made."""
     columns = register_persons.c
     row = conn.execute(
-        select(columns.household, columns.district, columns.status, columns.labels).where(
-            columns.gemeente == gemeente, columns.pseudonym == pseudonym
+        select(columns.household, columns.district, columns.status, columns.labels)
+        .join(
+            registers,
+            (registers.c.gemeente == columns.gemeente) & (registers.c.version == columns.version),
         )
+        .where(columns.gemeente == gemeente, columns.pseudonym == pseudonym)
     ).first()
     if row is None:
         raise PersonUnknown("no person under that pseudonym in the register")

@@ -200,15 +200,16 @@ class Matcher:
     ) -> list[Match]:
         """``match`` on an open connection."""
         current = conn.execute(
-            select(registers.c.kid).where(registers.c.gemeente == gemeente)
-        ).scalar_one_or_none()
+            select(registers.c.kid, registers.c.version).where(registers.c.gemeente == gemeente)
+        ).first()
         if current is None:
             return [Match("review", "no_register") for _ in notices]
-        if current != kid:
+        if current.kid != kid:
             return [Match("review", "kid_mismatch") for _ in notices]
+        register = (gemeente, current.version)
         wanted = {token for values in notices for tokens in values.values() for token in tokens}
-        owners = _owners(conn, gemeente, wanted)
-        persons = _persons(conn, gemeente, {p for found in owners.values() for _, p in found})
+        owners = _owners(conn, register, wanted)
+        persons = _persons(conn, register, {p for found in owners.values() for _, p in found})
         return [self._decide(values, owners, persons) for values in notices]
 
     @staticmethod
@@ -257,21 +258,28 @@ class Matcher:
         )
 
 
-def _owners(conn: Connection, gemeente: str, tokens: set[str]) -> dict[str, list[tuple[str, str]]]:
+def _owners(
+    conn: Connection, register: tuple[str, int], tokens: set[str]
+) -> dict[str, list[tuple[str, str]]]:
     found: dict[str, list[tuple[str, str]]] = defaultdict(list)
     ordered = sorted(tokens)
+    columns = register_tokens.c
     for start in range(0, len(ordered), CHUNK):
         rows = conn.execute(
-            select(register_tokens.c.token, register_tokens.c.type, register_tokens.c.pseudonym)
-            .where(register_tokens.c.token.in_(ordered[start : start + CHUNK]))
-            .where(register_tokens.c.gemeente == gemeente)
+            select(columns.token, columns.type, columns.pseudonym).where(
+                columns.gemeente == register[0],
+                columns.version == register[1],
+                columns.token.in_(ordered[start : start + CHUNK]),
+            )
         )
         for token, kind, pseudonym in rows:
             found[token].append((kind, pseudonym))
     return found
 
 
-def _persons(conn: Connection, gemeente: str, pseudonyms: set[str]) -> dict[str, _Person]:
+def _persons(
+    conn: Connection, register: tuple[str, int], pseudonyms: set[str]
+) -> dict[str, _Person]:
     found: dict[str, _Person] = {}
     ordered = sorted(pseudonyms)
     columns = register_persons.c
@@ -285,7 +293,7 @@ def _persons(conn: Connection, gemeente: str, pseudonyms: set[str]) -> dict[str,
                 columns.labels,
                 columns.types,
             )
-            .where(columns.gemeente == gemeente)
+            .where(columns.gemeente == register[0], columns.version == register[1])
             .where(columns.pseudonym.in_(ordered[start : start + CHUNK]))
         )
         for row in rows:

@@ -1,10 +1,15 @@
 """Loading the municipality's pseudonymised register (DESIGN.md, "Pseudonymised matching").
 
 The tokeniser (``adapters.register``) writes ``register.jsonl``: a header record, then
-one record per person holding tokens and pseudonyms only. ``load_register`` checks every
-line before anything becomes visible, then replaces that gemeente's register in one
-transaction, so the matcher uses the previous register until the commit. Each gemeente
-has one register in place; every row of its previous one goes.
+one record per person holding tokens and pseudonyms only. ``load_register`` reads it
+line by line and stores it as a new version of that gemeente's register, in chunks of
+short transactions (on SQLite a long one would hold the write lock and stall the
+intake), while the matcher goes on using the version in ``registers``. Only when every
+line has been checked and stored does one transaction make the new version the one in
+use; a refused line or a crash before that leaves the register in use as it was, and
+the rows stored so far are removed (or, after a crash, by the next load). The previous
+version stays until the next load, so a match that began before the switch can finish
+on it; memory use does not grow with the size of the register.
 
 The routing labels (``register labels``: a header, then ``{"pseudonym", "labels"}`` per
 person) are loaded with the register they belong to. A label for a pseudonym the
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -47,7 +52,7 @@ __all__ = [
 REGISTER_VERSION = 1
 STATUSES = frozenset({"resident", "deceased", "moved_out"})
 CHUNK = 10_000
-"""Rows per ``executemany``."""
+"""Token rows per transaction while a register loads."""
 
 HEADER_MEMBERS = frozenset({"register", "kid", "gemeente", "created"})
 PERSON_MEMBERS = frozenset(
@@ -79,14 +84,6 @@ class LoadResult:
     version: int
     labelled: int = 0
     labels_dropped: int = 0
-
-
-@dataclass
-class _Parsed:
-    kid: str
-    created: datetime
-    persons: list[dict[str, Any]]
-    tokens: list[dict[str, Any]]
 
 
 def _fullmatch(pattern: re.Pattern[str], value: Any) -> bool:
@@ -145,7 +142,7 @@ def _check_date(value: Any) -> bool:
 
 
 def _check_person(
-    line: int, record: dict[str, Any], *, gemeente: str, kid: str
+    line: int, record: dict[str, Any], *, gemeente: str, kid: str, version: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if set(record) != PERSON_MEMBERS:
         raise RegisterInvalid(line, "unknown or missing members")
@@ -184,12 +181,19 @@ def _check_person(
             if not _fullmatch(_TOKEN, value):
                 raise RegisterInvalid(line, "bad token")
             rows.append(
-                {"gemeente": gemeente, "token": value, "type": kind, "pseudonym": pseudonym}
+                {
+                    "gemeente": gemeente,
+                    "version": version,
+                    "token": value,
+                    "type": kind,
+                    "pseudonym": pseudonym,
+                }
             )
         if values:
             types |= TYPE_BITS[kind]
     person = {
         "gemeente": gemeente,
+        "version": version,
         "pseudonym": pseudonym,
         "household": household or "",
         "district": district or "",
@@ -199,29 +203,6 @@ def _check_person(
         "types": types,
     }
     return person, rows
-
-
-def _parse(path: Path, *, gemeente: str) -> _Parsed:
-    records = _lines(path)
-    first = next(records, None)
-    if first is None:
-        raise RegisterInvalid(1, "no header")
-    kid, created = _check_header(first[1], gemeente)
-    parsed = _Parsed(kid=kid, created=created, persons=[], tokens=[])
-    seen: set[str] = set()
-    for line, record in records:
-        person, rows = _check_person(line, record, gemeente=gemeente, kid=kid)
-        if person["pseudonym"] in seen:
-            raise RegisterInvalid(line, "duplicate pseudonym")
-        seen.add(person["pseudonym"])
-        parsed.persons.append(person)
-        parsed.tokens.extend(rows)
-    return parsed
-
-
-def _insert_chunked(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        conn.execute(insert(table), list(rows[start : start + CHUNK]))
 
 
 def _current_version(conn: Connection, gemeente: str) -> int:
@@ -267,76 +248,131 @@ def _check_labels(path: Path, *, gemeente: str) -> dict[str, list[dict[str, str 
 def load_register(
     gw: Gateway, path: Path, *, gemeente: str, by: str, labels: Path | None = None
 ) -> LoadResult:
-    """Check ``path`` (and ``labels``) line by line, then replace the gemeente's register.
+    """Store ``path`` (and ``labels``) as a new version of the gemeente's register, then
+    put it in use in one transaction.
 
     ``by`` is the OIN of the municipality that delivered the file (the audit event's
-    organisation). Raises ``RegisterInvalid`` (naming the line) before touching the
-    store if any line does not fit.
+    organisation). Raises ``RegisterInvalid`` (naming the line) on the first line that
+    does not fit, leaving the register in use as it was.
     """
     if not _fullmatch(_GEMEENTE, gemeente):
         raise ValueError("a gemeente code is four digits")
-    parsed = _parse(path, gemeente=gemeente)
     labelled = _check_labels(labels, gemeente=gemeente) if labels is not None else {}
-    matched = 0
-    for person in parsed.persons:
-        found = labelled.get(person["pseudonym"])
-        if found is not None:
-            person["labels"] = json.dumps(found, sort_keys=True, separators=(",", ":"))
-            matched += 1
-    now = gw.clock.now()
+    records = _lines(path)
+    first = next(records, None)
+    if first is None:
+        raise RegisterInvalid(1, "no header")
+    kid, created = _check_header(first[1], gemeente)
     with gw.engine.begin() as conn:
-        version = _current_version(conn, gemeente) + 1
-        conn.execute(delete(register_tokens).where(register_tokens.c.gemeente == gemeente))
-        conn.execute(delete(register_persons).where(register_persons.c.gemeente == gemeente))
-        conn.execute(delete(registers).where(registers.c.gemeente == gemeente))
-        _insert_chunked(conn, register_persons, parsed.persons)
-        _insert_chunked(conn, register_tokens, parsed.tokens)
-        conn.execute(
-            insert(registers).values(
-                gemeente=gemeente,
-                version=version,
-                kid=parsed.kid,
-                created=parsed.created,
-                loaded_at=now,
-                loaded_by=by,
-                persons=len(parsed.persons),
-                tokens=len(parsed.tokens),
-            )
-        )
-        gw.audit.append(
-            conn,
-            [
-                step(
-                    action="register.loaded",
-                    obj=f"{gemeente} version {version}",
-                    result="loaded",
-                    organisation=by,
-                    role="municipality",
-                    activity="vroegsignalering: laden register",
-                    now=now,
-                    persons=str(len(parsed.persons)),
-                    labelled=str(matched),
+        active = _current_version(conn, gemeente)
+        # Leftovers of a load that crashed, and the register before the one in use.
+        _drop_versions(conn, gemeente, keeping=active)
+        version = active + 1
+    loaded = _Loading(gw)
+    try:
+        for line, record in records:
+            person, rows = _check_person(line, record, gemeente=gemeente, kid=kid, version=version)
+            found = labelled.get(person["pseudonym"])
+            if found is not None:
+                person["labels"] = json.dumps(found, sort_keys=True, separators=(",", ":"))
+            loaded.add(line, person, rows, labelled=found is not None)
+        loaded.flush()
+        now = gw.clock.now()
+        with gw.engine.begin() as conn:
+            conn.execute(delete(registers).where(registers.c.gemeente == gemeente))
+            conn.execute(
+                insert(registers).values(
+                    gemeente=gemeente,
+                    version=version,
+                    kid=kid,
+                    created=created,
+                    loaded_at=now,
+                    loaded_by=by,
+                    persons=loaded.persons,
+                    tokens=loaded.tokens,
                 )
-            ],
-        )
+            )
+            gw.audit.append(
+                conn,
+                [
+                    step(
+                        action="register.loaded",
+                        obj=f"{gemeente} version {version}",
+                        result="loaded",
+                        organisation=by,
+                        role="municipality",
+                        activity="vroegsignalering: laden register",
+                        now=now,
+                        persons=str(loaded.persons),
+                        labelled=str(loaded.labelled),
+                    )
+                ],
+            )
+    except BaseException:
+        with gw.engine.begin() as conn:
+            _drop_versions(conn, gemeente, keeping=active)
+        raise
     return LoadResult(
-        persons=len(parsed.persons),
-        tokens=len(parsed.tokens),
+        persons=loaded.persons,
+        tokens=loaded.tokens,
         version=version,
-        labelled=matched,
-        labels_dropped=len(labelled) - matched,
+        labelled=loaded.labelled,
+        labels_dropped=len(labelled) - loaded.labelled,
     )
+
+
+class _Loading:
+    """The rows of a version being loaded, written a chunk per transaction."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self._gw = gw
+        self._persons: list[dict[str, Any]] = []
+        self._tokens: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
+        self.persons = self.tokens = self.labelled = 0
+
+    def add(
+        self, line: int, person: dict[str, Any], rows: list[dict[str, Any]], *, labelled: bool
+    ) -> None:
+        if person["pseudonym"] in self._seen:
+            raise RegisterInvalid(line, "duplicate pseudonym")
+        self._seen.add(person["pseudonym"])
+        self._persons.append(person)
+        self._tokens.extend(rows)
+        self.persons += 1
+        self.tokens += len(rows)
+        self.labelled += labelled
+        if len(self._tokens) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._gw.engine.begin() as conn:
+            if self._persons:
+                conn.execute(insert(register_persons), self._persons)
+            if self._tokens:
+                conn.execute(insert(register_tokens), self._tokens)
+        self._persons, self._tokens = [], []
+
+
+def _drop_versions(conn: Connection, gemeente: str, *, keeping: int) -> None:
+    """Delete every row of the gemeente's register but those of version ``keeping``."""
+    for table in (register_tokens, register_persons):
+        conn.execute(delete(table).where(table.c.gemeente == gemeente, table.c.version != keeping))
 
 
 def register_stats(engine: Engine, gemeente: str) -> dict[str, Any]:
     """Persons by status, the number of tokens and the version of a gemeente's register."""
     with reading(engine) as conn:
+        version = _current_version(conn, gemeente)
         by_status = Counter(
             {
                 str(status): int(count)
                 for status, count in conn.execute(
                     select(register_persons.c.status, func.count())
-                    .where(register_persons.c.gemeente == gemeente)
+                    .where(
+                        register_persons.c.gemeente == gemeente,
+                        register_persons.c.version == version,
+                    )
                     .group_by(register_persons.c.status)
                 )
             }
@@ -344,9 +380,8 @@ def register_stats(engine: Engine, gemeente: str) -> dict[str, Any]:
         tokens = conn.execute(
             select(func.count())
             .select_from(register_tokens)
-            .where(register_tokens.c.gemeente == gemeente)
+            .where(register_tokens.c.gemeente == gemeente, register_tokens.c.version == version)
         ).scalar_one()
-        version = _current_version(conn, gemeente)
     return {
         "persons": {status: by_status.get(status, 0) for status in sorted(STATUSES)},
         "tokens": int(tokens),

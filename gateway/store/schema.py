@@ -195,12 +195,14 @@ registers = Table(
     Column("persons", Integer, nullable=False),
     Column("tokens", Integer, nullable=False),
 )
-"""One row per gemeente: the register in place, and the linkage-secret kid its tokens use."""
+"""One row per gemeente: the version of its register in use, and the linkage-secret kid
+its tokens use. Rows of other versions are a load in progress or the previous register."""
 
 register_persons = Table(
     "register_persons",
     metadata,
     Column("gemeente", String(4), primary_key=True),
+    Column("version", Integer, primary_key=True),
     Column("pseudonym", String(64), primary_key=True),
     Column("household", String(64), nullable=False),
     Column("district", String(16), nullable=False),
@@ -215,10 +217,11 @@ register_tokens = Table(
     "register_tokens",
     metadata,
     Column("gemeente", String(4), nullable=False),
+    Column("version", Integer, nullable=False),
     Column("token", String(32), nullable=False),
     Column("type", String(16), nullable=False),
     Column("pseudonym", String(64), nullable=False),
-    Index(None, "gemeente", "token"),
+    Index(None, "gemeente", "version", "token"),
 )
 
 audit_events = Table(

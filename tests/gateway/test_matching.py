@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 
 from adapters.register import (
     BRP_COLUMNS,
@@ -30,6 +30,7 @@ from gateway.matching import ACCEPT, MARGIN, REVIEW, Label, Matcher, score
 from gateway.register import load_register
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
+from gateway.store.schema import register_persons, register_tokens
 from keys.tokens import TOKEN_TYPES, LinkageSecret, PersonFields, Tokeniser
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -324,3 +325,31 @@ def test_another_gemeentes_register_is_never_searched(engine: Engine, tmp_path: 
     [found] = municipality.match(municipality.tokens(**ANNA))
     assert found.outcome == "not_resident"
     assert found.person != municipality.person("anna")
+
+
+def test_a_register_version_being_loaded_is_not_searched(register: Register) -> None:
+    notice = register.tokens(**ANNA)
+    impostor = "p-" + "I" * 22
+    with register.gw.engine.begin() as conn:  # the next version, half loaded
+        conn.execute(
+            insert(register_persons).values(
+                gemeente=GEMEENTE,
+                version=2,
+                pseudonym=impostor,
+                household="",
+                district="",
+                status="resident",
+                labels="[]",
+                types=0,
+            )
+        )
+        conn.execute(
+            insert(register_tokens),
+            [
+                {"gemeente": GEMEENTE, "version": 2, "token": token, "type": kind,
+                 "pseudonym": impostor}
+                for kind, tokens in notice.items() for token in tokens
+            ],
+        )  # fmt: skip
+    [found] = register.match(notice)
+    assert found.person == register.person("anna") and found.candidates == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from gateway.clock import FixedClock
 from gateway.errors import RegisterInvalid
@@ -115,15 +115,79 @@ def test_a_valid_register_loads_with_its_counts(gw: Gateway, tmp_path: Path) -> 
     assert kept.created == NOW and kept.loaded_by == AMSTERDAM
 
 
-def test_a_second_load_replaces_the_first_completely(gw: Gateway, tmp_path: Path) -> None:
+def test_a_second_load_takes_over_and_a_third_removes_the_first(
+    gw: Gateway, tmp_path: Path
+) -> None:
     first = [header(), person(), person()]
     load_register(gw, write(tmp_path / "1.jsonl", first), gemeente=GEMEENTE, by=AMSTERDAM)
     second = [header(), person(), person(), person()]
     result = load_register(gw, write(tmp_path / "2.jsonl", second), gemeente=GEMEENTE, by=AMSTERDAM)
     assert (result.persons, result.tokens, result.version) == (3, 9, 2)
-    expected = {r["pseudonym"] for r in second[1:]}
-    assert _pseudonyms(gw.engine) == (expected, expected)
     assert register_stats(gw.engine, GEMEENTE)["version"] == 2
+    assert register_stats(gw.engine, GEMEENTE)["persons"]["resident"] == 3
+    # The first stays for matches that began before the switch, until the next load.
+    assert _versions(gw.engine) == {1, 2}
+    third = [header(), person()]
+    load_register(gw, write(tmp_path / "3.jsonl", third), gemeente=GEMEENTE, by=AMSTERDAM)
+    assert _versions(gw.engine) == {2, 3}
+    expected = {r["pseudonym"] for r in second[1:] + third[1:]}
+    assert _pseudonyms(gw.engine) == (expected, expected)
+
+
+def _versions(engine: Engine) -> set[int]:
+    with reading(engine) as conn:
+        persons = set(conn.execute(select(register_persons.c.version)).scalars())
+        tokens = set(conn.execute(select(register_tokens.c.version)).scalars())
+    assert persons == tokens
+    return persons
+
+
+def test_a_load_is_written_in_chunks_and_a_late_refusal_removes_them(
+    gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = [header(), person()]
+    load_register(gw, write(tmp_path / "good.jsonl", good), gemeente=GEMEENTE, by=AMSTERDAM)
+    before = _pseudonyms(gw.engine), register_stats(gw.engine, GEMEENTE)
+    monkeypatch.setattr("gateway.register.CHUNK", 4)
+    records = [header(), *[person() for _ in range(10)], BAD_LINES["bad_token"]]
+    with pytest.raises(RegisterInvalid) as caught:
+        load_register(gw, write(tmp_path / "bad.jsonl", records), gemeente=GEMEENTE, by=AMSTERDAM)
+    assert caught.value.line == 12
+    assert (_pseudonyms(gw.engine), register_stats(gw.engine, GEMEENTE)) == before
+    assert _versions(gw.engine) == {1}
+
+
+def test_rows_left_by_a_crashed_load_are_removed_by_the_next(gw: Gateway, tmp_path: Path) -> None:
+    load_register(
+        gw, write(tmp_path / "1.jsonl", [header(), person()]), gemeente=GEMEENTE, by=AMSTERDAM
+    )
+    left = "p-" + _b64()
+    with gw.engine.begin() as conn:  # what a load killed after its first chunk leaves
+        conn.execute(
+            insert(register_persons).values(
+                gemeente=GEMEENTE,
+                version=2,
+                pseudonym=left,
+                household="",
+                district="",
+                status="resident",
+                labels="[]",
+                types=0,
+            )
+        )
+        conn.execute(
+            insert(register_tokens).values(
+                gemeente=GEMEENTE, version=2, token=_b64(), type="bsn", pseudonym=left
+            )
+        )  # fmt: skip
+    assert _versions(gw.engine) == {1, 2}
+    assert register_stats(gw.engine, GEMEENTE)["persons"]["resident"] == 1
+    result = load_register(
+        gw, write(tmp_path / "2.jsonl", [header(), person()]), gemeente=GEMEENTE, by=AMSTERDAM
+    )
+    assert result.version == 2 and _versions(gw.engine) == {1, 2}
+    assert register_stats(gw.engine, GEMEENTE)["persons"]["resident"] == 1
+    assert left not in _pseudonyms(gw.engine)[0]
 
 
 BAD_LINES: dict[str, Any] = {

@@ -4,9 +4,9 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22
 
-The register tables are dropped and created again, scoped by gemeente: a register is
-derived data that its municipality delivers again (``register load``), so nothing is
-lost that the municipality does not hold. Notices gain their match outcome and the
+The register tables are dropped and created again, scoped by gemeente and version: a
+register is derived data that its municipality delivers again (``register load``), so
+nothing is lost that the municipality does not hold. Notices gain their match outcome and the
 person pseudonym they were matched to.
 """
 
@@ -45,6 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "register_persons",
         sa.Column("gemeente", sa.String(4), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("pseudonym", sa.String(64), nullable=False),
         sa.Column("household", sa.String(64), nullable=False),
         sa.Column("district", sa.String(16), nullable=False),
@@ -52,16 +53,21 @@ def upgrade() -> None:
         sa.Column("status_date", sa.Date(), nullable=True),
         sa.Column("labels", sa.Text(), nullable=False),
         sa.Column("types", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("gemeente", "pseudonym", name="pk_register_persons"),
+        sa.PrimaryKeyConstraint("gemeente", "version", "pseudonym", name="pk_register_persons"),
     )
     op.create_table(
         "register_tokens",
         sa.Column("gemeente", sa.String(4), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("token", sa.String(32), nullable=False),
         sa.Column("type", sa.String(16), nullable=False),
         sa.Column("pseudonym", sa.String(64), nullable=False),
     )
-    op.create_index("ix_register_tokens_gemeente_token", "register_tokens", ["gemeente", "token"])
+    op.create_index(
+        "ix_register_tokens_gemeente_version_token",
+        "register_tokens",
+        ["gemeente", "version", "token"],
+    )
     with op.batch_alter_table("notices") as batch:
         batch.add_column(sa.Column("outcome", sa.String(16), nullable=True))
         batch.add_column(sa.Column("person", sa.String(64), nullable=True))
