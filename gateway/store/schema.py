@@ -224,6 +224,37 @@ register_tokens = Table(
     Index(None, "gemeente", "version", "token"),
 )
 
+batch_files = Table(
+    "batch_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_oin", String(20), ForeignKey("partners.oin"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("lines", Integer, nullable=True),
+    Column("receipt_id", String(36), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    CheckConstraint("status IN ('processing', 'done', 'quarantined')", name="status"),
+    Index(None, "creditor_oin", "name", "sha256"),
+)
+"""A batch file delivered over SFTP, from the moment it is complete to its receipt."""
+
+batch_lines = Table(
+    "batch_lines",
+    metadata,
+    Column("file_id", Integer, ForeignKey("batch_files.id"), primary_key=True),
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("envelope_sha256", String(64), nullable=False),
+    Column("jti", String(36), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(64), nullable=True),
+)
+"""What became of each line of a batch file, committed with the line's notice, so a
+restart resumes after the last line judged."""
+
 audit_events = Table(
     "audit_events",
     metadata,
