@@ -92,6 +92,35 @@ def submit(
     source: str | None = None,
 ) -> Receipt:
     """Run every envelope of one delivery through the pipeline; return the receipt."""
+    prepared = prepare(gw, sender=sender, envelopes=envelopes)
+    receipt_id = str(uuid.uuid4())
+    with gw.engine.begin() as conn:
+        items, events = store(gw, conn, sender, prepared, receipt_id=receipt_id)
+        receipt = issue(gw, conn, sender, receipt_id, items, events, intake, source)
+    return receipt
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Envelopes checked and routed, nothing written yet: what ``store`` writes."""
+
+    results: list[_Checked | Refused]
+    hashes: list[str]
+    positions: list[int]
+    now: datetime
+
+
+def prepare(
+    gw: Gateway,
+    *,
+    sender: OIN,
+    envelopes: Sequence[str | bytes],
+    positions: Sequence[int] | None = None,
+) -> Prepared:
+    """Every check that needs no write, and the route of each notice that passed.
+
+    ``positions`` are the envelopes' places in the delivery (default 0, 1, ...).
+    """
     now = gw.clock.now()
     # The checks hold no connection: on SQLite an open transaction would hold the write
     # lock, and every other worker would wait for this one's cryptography.
@@ -108,9 +137,12 @@ def submit(
         result if isinstance(result, Refused) else _route(router, result, next(routes))
         for result in checked
     ]
-    hashes = [envelope_sha256(env) for env in envelopes]
-    with gw.engine.begin() as conn:
-        return _commit(gw, conn, sender, results, hashes, intake, source, now)
+    return Prepared(
+        results=results,
+        hashes=[envelope_sha256(env) for env in envelopes],
+        positions=list(positions) if positions is not None else list(range(len(envelopes))),
+        now=now,
+    )
 
 
 def _route(router: Router, result: Checked, decided: Route | Unroutable) -> _Checked | Refused:
@@ -124,24 +156,29 @@ def _route(router: Router, result: Checked, decided: Route | Unroutable) -> _Che
     return _Checked(result.opened, notice, decided, new_trace_id())
 
 
-def _commit(
+def store(
     gw: Gateway,
     conn: Connection,
     sender: OIN,
-    results: list[_Checked | Refused],
-    hashes: list[str],
-    intake: Intake,
-    source: str | None,
-    now: datetime,
-) -> Receipt:
-    receipt_id = str(uuid.uuid4())
-    jtis = [r.notice.jti for r in results if isinstance(r, _Checked)]
+    prepared: Prepared,
+    *,
+    receipt_id: str,
+) -> tuple[list[Item], list[dict[str, str]]]:
+    """Judge replays and store every accepted notice with its delivery, in ``conn``.
+
+    Returns the receipt items and the audit events of the envelopes; the caller appends
+    the events (with any of its own) in the same transaction.
+    """
+    now = prepared.now
+    jtis = [r.notice.jti for r in prepared.results if isinstance(r, _Checked)]
     stored = _stored_hashes(conn, jtis)
     items: list[Item] = []
-    events: list[dict[str, Any]] = []
+    events: list[dict[str, str]] = []
     seen: dict[str, str] = {}
     accepted: list[tuple[_Checked, str]] = []
-    for position, (result, sha) in enumerate(zip(results, hashes, strict=True)):
+    for position, result, sha in zip(
+        prepared.positions, prepared.results, prepared.hashes, strict=True
+    ):
         if isinstance(result, Refused):
             items.append(Item(position, sha, result.jti, "refused", result.reason))
             events.append(
@@ -163,11 +200,28 @@ def _commit(
         items.append(Item(position, sha, jti, "accepted"))
         events.extend(_accepted_events(sender, now, jti, result.route, result.trace_id))
     _store(gw, conn, accepted, receipt_id, now)
-    receipt = _sign(gw, sender, receipt_id, items, intake, source, now)
+    return items, events
+
+
+def issue(
+    gw: Gateway,
+    conn: Connection,
+    sender: OIN,
+    receipt_id: str,
+    items: Sequence[Item],
+    events: list[dict[str, str]],
+    intake: Intake,
+    source: str | None,
+    *,
+    refused: str | None = None,
+) -> Receipt:
+    """Sign the receipt over ``items``, keep it, and append ``events`` and its own."""
+    now = gw.clock.now()
+    receipt = _sign(gw, sender, receipt_id, list(items), intake, source, now, refused=refused)
     conn.execute(
         insert(receipts).values(id=receipt_id, creditor_oin=sender, created_at=now, jws=receipt.jws)
     )
-    events.append(_event(sender, now, "receipt.issued", receipt_id, "issued", None))
+    events.append(_event(sender, now, "receipt.issued", receipt_id, "issued", refused))
     gw.audit.append(conn, events)
     return receipt
 
@@ -341,8 +395,10 @@ def _sign(
     intake: Intake,
     source: str | None,
     now: datetime,
+    *,
+    refused: str | None = None,
 ) -> Receipt:
-    body = {
+    body: dict[str, Any] = {
         "iss": gw.settings.gateway_id,
         "aud": sender,
         "id": receipt_id,
@@ -351,6 +407,8 @@ def _sign(
         "source": source,
         "items": [i.to_receipt() for i in items],
     }
+    if refused is not None:
+        body["refused"] = refused
     jws = sign_receipt(body, signer=gw.keyring.current("sig", now=now))
     return Receipt(receipt_id, jws, tuple(items))
 

@@ -21,6 +21,8 @@ INTAKES = ("rest", "sftp")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ITEM_MEMBERS = frozenset({"position", "envelopeSha256", "jti", "outcome", "reason"})
 _RECEIPT_MEMBERS = frozenset({"iss", "aud", "id", "iat", "intake", "source", "items"})
+_FILE_REASONS = ("file_unreadable", "file_too_large")
+"""Why a batch file was refused as a whole (the optional member ``refused``)."""
 
 
 def sign_receipt(receipt: dict[str, Any], *, signer: PrivateKey) -> str:
@@ -39,7 +41,13 @@ def verify_receipt(token: str, *, keys: Sequence[PublicKey]) -> dict[str, Any]:
 
 
 def _check(receipt: dict[str, Any]) -> None:
-    if set(receipt) != _RECEIPT_MEMBERS or not isinstance(receipt["items"], list):
+    members = set(receipt)
+    if "refused" in members:
+        # A batch file refused as a whole: why, and no items.
+        if receipt["refused"] not in _FILE_REASONS or receipt.get("items") != []:
+            raise ReceiptInvalid("a refused file has a file reason and no items", cause="malformed")
+        members.discard("refused")
+    if members != _RECEIPT_MEMBERS or not isinstance(receipt["items"], list):
         raise ReceiptInvalid("receipt members are wrong", cause="malformed")
     if receipt["intake"] not in INTAKES:
         raise ReceiptInvalid("receipt names an unknown intake", cause="malformed")

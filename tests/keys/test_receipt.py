@@ -68,6 +68,11 @@ def test_receipt_of_a_rest_request_has_no_source(gateway_key: PrivateKey) -> Non
     assert verify_receipt(token, keys=[gateway_key.public()])["source"] is None
 
 
+def test_a_batch_file_refused_as_a_whole_says_why(gateway_key: PrivateKey) -> None:
+    body = receipt([], refused="file_too_large")
+    assert verify_receipt(sign_receipt(body, signer=gateway_key), keys=[gateway_key]) == body
+
+
 def test_receipt_for_a_large_batch_verifies(gateway_key: PrivateKey) -> None:
     body = receipt([item(i) for i in range(5_000)])  # far above joserfc's 128 kB default
     token = sign_receipt(body, signer=gateway_key)
@@ -101,6 +106,8 @@ def test_another_signed_document_is_not_a_receipt(gateway_key: PrivateKey) -> No
         {k: v for k, v in receipt().items() if k != "source"},
         receipt(extra="x"),
         receipt(items="none"),
+        receipt([item(0)], refused="file_unreadable"),
+        receipt([], refused="file_lost"),
     ],
     ids=[
         "refused-without-reason",
@@ -110,6 +117,8 @@ def test_another_signed_document_is_not_a_receipt(gateway_key: PrivateKey) -> No
         "member-missing",
         "member-extra",
         "items-not-a-list",
+        "refused-file-with-items",
+        "refused-file-unknown-reason",
     ],
 )
 def test_gateway_refuses_to_sign_a_malformed_receipt(

@@ -1,0 +1,329 @@
+"""Batch files: a complete upload in a creditor's inbox becomes one signed receipt.
+
+A batch file is JSON Lines, one ``{"envelope": ...}`` per line (docs/envelope.md,
+section 10.1). ``process_file`` judges every line through the same pipeline as the REST
+intake (``gateway.ingest``), a chunk of lines per transaction: each chunk stores its
+accepted notices and, in the same transaction, what became of each of its lines
+(``batch_lines``). A restart therefore resumes after the last chunk committed, and a
+line is never judged twice. When every line is judged, one transaction signs the
+receipt over all of them; the receipt is then written beside the upload
+(``<name>.receipt.jws``) and the upload moved out of the inbox.
+
+A file that is not UTF-8, holds a NUL byte, or is too large is refused as a whole: it
+goes to quarantine, and its receipt lists no items and says why (``refused``).
+
+Uploading the same file again is a new delivery: its lines were stored before, so every
+one is a ``duplicate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Connection, insert, select, update
+
+from gateway import ingest
+from gateway.audit import step
+from gateway.ingest import Item
+from gateway.service import Gateway
+from gateway.store.schema import batch_files, batch_lines, receipts
+from keys.jose import loads_object
+from keys.jwk import OIN
+from keys.limits import MAX_ENVELOPE_BYTES
+
+__all__ = [
+    "CHUNK_LINES",
+    "MAX_FILE_BYTES",
+    "MAX_FILE_LINES",
+    "BatchResult",
+    "Folders",
+    "iter_complete",
+    "process_file",
+]
+
+MAX_FILE_LINES = 100_000
+MAX_FILE_BYTES = 256 * 1024 * 1024
+CHUNK_LINES = 500
+"""Lines judged and committed together."""
+MAX_LINE_BYTES = MAX_ENVELOPE_BYTES + 64
+"""An envelope and the ``{"envelope":""}`` around it."""
+BOM = b"\xef\xbb\xbf"
+BATCH_ACTIVITY = "vroegsignalering: ontvangst batchbestand"
+
+Status = Literal["done", "quarantined"]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of one file: its receipt, where the upload went, and the counts."""
+
+    file_id: int
+    status: Status
+    receipt: Path
+    moved_to: Path
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where a creditor's uploads are read from and what is written back."""
+
+    receipts: Path
+    done: Path
+    quarantine: Path
+
+
+def process_file(gw: Gateway, *, sender: OIN, path: Path, folders: Folders) -> BatchResult:
+    """Judge every line of the complete upload ``path`` and write its receipt."""
+    data = _read(path)
+    sha = hashlib.sha256(data).hexdigest()
+    with gw.engine.begin() as conn:
+        file_id, receipt_id, status = _claim(gw, conn, sender, path.name, sha, len(data), folders)
+    if status == "processing":
+        lines, refused = _lines(data)
+        if refused is None:
+            _judge(gw, sender, file_id, receipt_id, lines)
+        with gw.engine.begin() as conn:
+            status = _finish(gw, conn, sender, file_id, receipt_id, path.name, len(lines), refused)
+    return _deliver(gw, sender, path, file_id, receipt_id, status, folders)
+
+
+def _read(path: Path) -> bytes:
+    # Never through a link: the uploader must not make the gateway read another file.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(MAX_FILE_BYTES + 1)
+
+
+def _claim(
+    gw: Gateway,
+    conn: Connection,
+    sender: OIN,
+    name: str,
+    sha: str,
+    size: int,
+    folders: Folders,
+) -> tuple[int, str, str]:
+    """The batch this upload belongs to: one left unfinished, or a new one."""
+    rows = conn.execute(
+        select(batch_files.c.id, batch_files.c.receipt_id, batch_files.c.status)
+        .where(
+            batch_files.c.creditor_oin == sender,
+            batch_files.c.name == name,
+            batch_files.c.sha256 == sha,
+        )
+        .order_by(batch_files.c.id.desc())
+    ).all()
+    for row in rows:
+        # Unfinished, or finished but not yet moved out of the inbox (a crash in
+        # between): the same delivery. Once moved, the same bytes again are a new one.
+        if row.status == "processing" or not _moved(folders, row.id, name, row.status):
+            return int(row.id), str(row.receipt_id), str(row.status)
+    receipt_id = str(uuid.uuid4())
+    file_id = conn.execute(
+        insert(batch_files)
+        .values(
+            creditor_oin=sender,
+            name=name,
+            sha256=sha,
+            size=size,
+            received_at=gw.clock.now(),
+            status="processing",
+            receipt_id=receipt_id,
+        )
+        .returning(batch_files.c.id)
+    ).scalar_one()
+    gw.audit.append(conn, [_event(sender, gw, "batch.received", name, "received", sha=sha)])
+    return int(file_id), receipt_id, "processing"
+
+
+def _lines(data: bytes) -> tuple[list[bytes], str | None]:
+    """The file's lines, or why it cannot be read at all."""
+    if len(data) > MAX_FILE_BYTES:
+        return [], "file_too_large"
+    if b"\x00" in data:
+        return [], "file_unreadable"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], "file_unreadable"
+    body = data.removeprefix(BOM)
+    if not body:
+        return [], None
+    lines = body.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    if len(lines) > MAX_FILE_LINES:
+        return [], "file_too_large"
+    return lines, None
+
+
+def _envelope(line: bytes) -> str | None:
+    """The envelope a line carries, or None when the line is not well formed."""
+    if len(line) > MAX_LINE_BYTES:
+        return None
+    try:
+        doc = loads_object(line)
+    except ValueError:
+        return None
+    envelope = doc.get("envelope")
+    if set(doc) != {"envelope"} or not isinstance(envelope, str) or not envelope.isascii():
+        return None
+    return envelope
+
+
+def _judge(gw: Gateway, sender: OIN, file_id: int, receipt_id: str, lines: list[bytes]) -> None:
+    with gw.engine.connect() as conn:
+        done = conn.execute(
+            select(batch_lines.c.line).where(batch_lines.c.file_id == file_id)
+        ).scalars()
+        start = max(done, default=-1) + 1
+    for first in range(start, len(lines), CHUNK_LINES):
+        chunk = list(enumerate(lines[first : first + CHUNK_LINES], start=first))
+        good = [(n, env) for n, line in chunk if (env := _envelope(line)) is not None]
+        prepared = ingest.prepare(
+            gw, sender=sender, envelopes=[e for _, e in good], positions=[n for n, _ in good]
+        )
+        with gw.engine.begin() as conn:
+            items, events = ingest.store(gw, conn, sender, prepared, receipt_id=receipt_id)
+            wellformed = {n for n, _ in good}
+            for n, line in chunk:
+                if n not in wellformed:
+                    sha = hashlib.sha256(line).hexdigest()
+                    items.append(Item(n, sha, None, "refused", "envelope_invalid"))
+                    events.append(
+                        _event(sender, gw, "notice.refused", f"line {n}", "refused", "malformed")
+                    )
+            conn.execute(
+                insert(batch_lines),
+                [
+                    {
+                        "file_id": file_id,
+                        "line": i.position,
+                        "envelope_sha256": i.envelope_sha256,
+                        "jti": i.jti,
+                        "outcome": i.outcome,
+                        "reason": i.reason,
+                    }
+                    for i in items
+                ],
+            )
+            gw.audit.append(conn, events)
+
+
+def _finish(
+    gw: Gateway,
+    conn: Connection,
+    sender: OIN,
+    file_id: int,
+    receipt_id: str,
+    name: str,
+    count: int,
+    refused: str | None,
+) -> Status:
+    """Sign the receipt over every line judged, and close the batch."""
+    items = [
+        Item(row.line, row.envelope_sha256, row.jti, row.outcome, row.reason)
+        for row in conn.execute(
+            select(batch_lines).where(batch_lines.c.file_id == file_id).order_by(batch_lines.c.line)
+        )
+    ]
+    if refused is None and len(items) != count:
+        raise RuntimeError(f"batch {file_id}: {len(items)} of {count} lines judged")
+    status: Status = "done" if refused is None else "quarantined"
+    events = [] if refused is None else [_event(sender, gw, "batch.quarantined", name, refused)]
+    ingest.issue(gw, conn, sender, receipt_id, items, events, "sftp", name, refused=refused)
+    conn.execute(
+        update(batch_files)
+        .where(batch_files.c.id == file_id)
+        .values(status=status, lines=len(items), finished_at=gw.clock.now())
+    )
+    return status
+
+
+def _deliver(
+    gw: Gateway,
+    sender: OIN,
+    path: Path,
+    file_id: int,
+    receipt_id: str,
+    status: str,
+    folders: Folders,
+) -> BatchResult:
+    """Write the receipt where the creditor reads it, then move the upload away."""
+    with gw.engine.connect() as conn:
+        jws = conn.execute(select(receipts.c.jws).where(receipts.c.id == receipt_id)).scalar_one()
+        counts: dict[str, int] = {}
+        for outcome in conn.execute(
+            select(batch_lines.c.outcome).where(batch_lines.c.file_id == file_id)
+        ).scalars():
+            counts[outcome] = counts.get(outcome, 0) + 1
+    receipt = folders.receipts / f"{path.name}.receipt.jws"
+    _write_atomic(receipt, (jws + "\n").encode("ascii"))
+    target = _moved_path(folders, file_id, path.name, status)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return BatchResult(
+        file_id, "done" if status == "done" else "quarantined", receipt, target, counts
+    )
+
+
+def _moved_path(folders: Folders, file_id: int, name: str, status: str) -> Path:
+    base = folders.done if status == "done" else folders.quarantine
+    return base / f"{file_id:08d}-{name}"
+
+
+def _moved(folders: Folders, file_id: int, name: str, status: str) -> bool:
+    return _moved_path(folders, file_id, name, status).exists()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _event(
+    sender: OIN,
+    gw: Gateway,
+    action: str,
+    obj: str,
+    result: str,
+    reason: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    return step(
+        action=action,
+        obj=obj,
+        result=result,
+        reason=reason,
+        organisation=sender,
+        role="creditor",
+        activity=BATCH_ACTIVITY,
+        now=gw.clock.now(),
+        **extra,
+    )
+
+
+def iter_complete(inbox: Path) -> Iterator[Path]:
+    """The complete uploads in an inbox, oldest first: ``*.jsonl`` not starting with a dot,
+    regular files only (never a link)."""
+    found = []
+    for entry in os.scandir(inbox):
+        name = entry.name
+        if name.startswith(".") or not name.endswith(".jsonl"):
+            continue
+        if entry.is_file(follow_symlinks=False):
+            found.append((entry.stat(follow_symlinks=False).st_mtime_ns, name))
+    for _, name in sorted(found):
+        yield inbox / name

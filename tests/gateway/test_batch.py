@@ -1,0 +1,250 @@
+"""Batch files: every line judged, one receipt, nothing processed twice, resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from adapters import profile
+from adapters.creditor import Creditor, read_export
+from gateway import batch
+from gateway.batch import Folders, iter_complete, process_file
+from gateway.clock import FixedClock
+from gateway.service import Gateway
+from gateway.settings import Settings
+from gateway.store.auditlog import AuditLog
+from gateway.store.schema import batch_files, notices
+from keys.home import PartyHome
+from keys.receipt import verify_receipt
+from signaalpoort import LocalTransport, _party, init_demo
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+ZORG = _party("zorg").oin
+
+
+@pytest.fixture
+def demo(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    if not store_url.startswith("sqlite"):
+        monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
+    init_demo(tmp_path / "demo", now=NOW)
+    return tmp_path / "demo"
+
+
+@pytest.fixture
+def gw(demo: Path) -> Iterator[Gateway]:
+    gateway = Gateway.open(Settings.load(demo / "gateway"), clock=FixedClock(NOW))
+    yield gateway
+    gateway.close()
+
+
+class Drop:
+    """The zorg creditor's inbox and the folders the gateway writes to."""
+
+    def __init__(self, demo: Path, gw: Gateway, tmp_path: Path) -> None:
+        self.creditor = Creditor(PartyHome(demo / "zorg"), now=NOW)
+        self.transport = LocalTransport(gw, self.creditor.identity.oin)
+        self.rows = read_export(demo / "zorg" / "notices.csv")
+        self.inbox = tmp_path / "inbox"
+        self.inbox.mkdir()
+        self.folders = Folders(tmp_path / "receipts", tmp_path / "done", tmp_path / "quarantine")
+
+    def envelopes(self, count: int, tag: str = "B") -> list[str]:
+        rows = [
+            profile.Row(i, {**self.rows[i % len(self.rows)].values, "ref": f"{tag}-{i}"}, {})
+            for i in range(count)
+        ]
+        return [s.envelope for s in self.creditor.seal_rows(rows, self.transport, now=NOW)]
+
+    def upload(self, name: str, lines: list[str | bytes]) -> Path:
+        path = self.inbox / name
+        path.write_bytes(
+            b"".join(
+                (line if isinstance(line, bytes) else json.dumps({"envelope": line}).encode())
+                + b"\n"
+                for line in lines
+            )
+        )
+        return path
+
+    def receipt(self, result: batch.BatchResult) -> dict[str, Any]:
+        return verify_receipt(result.receipt.read_text().strip(), keys=self.creditor.gateway_keys)
+
+
+@pytest.fixture
+def drop(demo: Path, gw: Gateway, tmp_path: Path) -> Drop:
+    return Drop(demo, gw, tmp_path)
+
+
+def stored(gw: Gateway) -> int:
+    with gw.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(notices)).scalar_one())
+
+
+def outcomes(receipt: dict[str, Any]) -> list[tuple[str, str | None]]:
+    return [(i["outcome"], i["reason"]) for i in receipt["items"]]
+
+
+def test_every_line_is_judged_on_its_own_and_listed_in_one_receipt(gw: Gateway, drop: Drop) -> None:
+    good = drop.envelopes(3)
+    path = drop.upload(
+        "2026-11.jsonl",
+        [
+            good[0],
+            b'{"envelope": ',  # broken JSON
+            good[1],
+            json.dumps({"envelope": good[2], "extra": 1}).encode(),
+            b"",  # an empty line
+            good[2],
+            good[0],  # the same envelope again in one file
+            json.dumps({"envelope": "x" * 70_000}).encode(),  # over the envelope limit
+        ],
+    )
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    receipt = drop.receipt(result)
+    assert (receipt["intake"], receipt["source"], receipt["aud"]) == ("sftp", path.name, ZORG)
+    invalid = ("refused", "envelope_invalid")
+    assert outcomes(receipt) == [
+        ("accepted", None), invalid, ("accepted", None), invalid, invalid,
+        ("accepted", None), ("duplicate", None), invalid,
+    ]  # fmt: skip
+    assert [i["position"] for i in receipt["items"]] == list(range(8))
+    assert stored(gw) == 3
+    assert result.status == "done" and result.counts == {
+        "accepted": 3,
+        "refused": 4,
+        "duplicate": 1,
+    }
+    assert not path.exists() and result.moved_to.parent == drop.folders.done
+    assert list(iter_complete(drop.inbox)) == []
+
+
+def test_uploading_the_same_file_again_gives_only_duplicates(gw: Gateway, drop: Drop) -> None:
+    envelopes = drop.envelopes(4)
+    first = process_file(
+        gw, sender=ZORG, path=drop.upload("a.jsonl", envelopes), folders=drop.folders
+    )
+    assert outcomes(drop.receipt(first)) == [("accepted", None)] * 4
+    again = process_file(
+        gw, sender=ZORG, path=drop.upload("a.jsonl", envelopes), folders=drop.folders
+    )
+    # The new receipt takes the old one's place under the file's name.
+    assert outcomes(drop.receipt(again)) == [("duplicate", None)] * 4
+    assert again.file_id != first.file_id and stored(gw) == 4
+
+
+class FailingAfter(AuditLog):
+    """An audit log whose store fails from the n-th append on, as a crash would."""
+
+    def __init__(self, appends: int) -> None:
+        super().__init__()
+        self.left = appends
+
+    def append(self, conn: Any, events: Any) -> list[int]:
+        if self.left == 0:
+            raise RuntimeError("the gateway went down")
+        self.left -= 1
+        return super().append(conn, events)
+
+
+def test_a_restart_mid_file_resumes_after_the_last_chunk_committed(
+    gw: Gateway, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "CHUNK_LINES", 2)
+    path = drop.upload("b.jsonl", drop.envelopes(5))
+    working = gw.audit
+    gw.audit = FailingAfter(2)  # batch.received, the first chunk; then down
+    with pytest.raises(RuntimeError):
+        process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    assert stored(gw) == 2 and path.exists()
+    gw.audit = working
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    # Lines stored before the crash keep their outcome: accepted, not duplicate.
+    assert outcomes(drop.receipt(result)) == [("accepted", None)] * 5
+    assert stored(gw) == 5
+    with gw.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(batch_files)).scalar_one() == 1
+        assert gw.audit.verify(conn, verify_signature=lambda *_: True) > 0
+
+
+def test_a_crash_after_the_receipt_was_signed_writes_the_same_receipt(
+    gw: Gateway, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = drop.upload("c.jsonl", drop.envelopes(2))
+    real = os.replace
+    calls = {"n": 0}
+
+    def crash_on_move(src: Any, dst: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the receipt was written; the upload's move fails
+            raise OSError("power failure")
+        real(src, dst)
+
+    monkeypatch.setattr(batch.os, "replace", crash_on_move)
+    with pytest.raises(OSError):
+        process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    written = (drop.folders.receipts / "c.jsonl.receipt.jws").read_text()
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    assert result.receipt.read_text() == written
+    assert outcomes(drop.receipt(result)) == [("accepted", None)] * 2
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x00\x01binary\xff\xfe garbage", "file_unreadable"),
+        (b'{"envelope": "\xe9t\xe9"}\n', "file_unreadable"),
+    ],
+    ids=["binary", "not-utf8"],
+)
+def test_a_file_that_cannot_be_read_goes_to_quarantine_with_a_receipt_saying_why(
+    gw: Gateway, drop: Drop, content: bytes, reason: str
+) -> None:
+    path = drop.inbox / "bad.jsonl"
+    path.write_bytes(content)
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    receipt = drop.receipt(result)
+    assert (receipt["refused"], receipt["items"]) == (reason, [])
+    assert result.status == "quarantined"
+    assert result.moved_to.parent == drop.folders.quarantine
+    assert result.moved_to.read_bytes() == content
+
+
+def test_a_file_over_the_line_limit_is_refused_as_a_whole(
+    gw: Gateway, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "MAX_FILE_LINES", 3)
+    path = drop.upload("big.jsonl", [b"{}"] * 4)
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    assert drop.receipt(result)["refused"] == "file_too_large"
+    assert stored(gw) == 0
+
+
+def test_an_empty_file_gets_a_receipt_without_items(gw: Gateway, drop: Drop) -> None:
+    path = drop.inbox / "empty.jsonl"
+    path.write_bytes(b"")
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    receipt = drop.receipt(result)
+    assert receipt["items"] == [] and "refused" not in receipt
+    assert result.status == "done"
+
+
+def test_only_complete_regular_uploads_are_picked_up_and_links_are_never_read(
+    gw: Gateway, drop: Drop, tmp_path: Path
+) -> None:
+    secret = tmp_path / "elsewhere.jsonl"
+    secret.write_text("not for the gateway\n")
+    (drop.inbox / "link.jsonl").symlink_to(secret)
+    (drop.inbox / ".upload.jsonl.part").write_text("{}\n")
+    (drop.inbox / "notes.txt").write_text("x\n")
+    complete = drop.upload("ready.jsonl", [])
+    assert list(iter_complete(drop.inbox)) == [complete]
+    with pytest.raises(OSError):
+        process_file(gw, sender=ZORG, path=drop.inbox / "link.jsonl", folders=drop.folders)
