@@ -18,13 +18,14 @@ one is a ``duplicate``.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -54,6 +55,7 @@ CHUNK_LINES = 500
 MAX_LINE_BYTES = MAX_ENVELOPE_BYTES + 64
 """An envelope and the ``{"envelope":""}`` around it."""
 BOM = b"\xef\xbb\xbf"
+BLOCK_BYTES = 1 << 20
 BATCH_ACTIVITY = "vroegsignalering: ontvangst batchbestand"
 
 Status = Literal["done", "quarantined"]
@@ -81,24 +83,98 @@ class Folders:
 
 def process_file(gw: Gateway, *, sender: OIN, path: Path, folders: Folders) -> BatchResult:
     """Judge every line of the complete upload ``path`` and write its receipt."""
-    data = _read(path)
-    sha = hashlib.sha256(data).hexdigest()
-    with gw.engine.begin() as conn:
-        file_id, receipt_id, status = _claim(gw, conn, sender, path.name, sha, len(data), folders)
-    if status == "processing":
-        lines, refused = _lines(data)
-        if refused is None:
-            _judge(gw, sender, file_id, receipt_id, lines)
+    with _open(path) as handle:
+        scan = _scan(handle)
         with gw.engine.begin() as conn:
-            status = _finish(gw, conn, sender, file_id, receipt_id, path.name, len(lines), refused)
+            file_id, receipt_id, status = _claim(
+                gw, conn, sender, path.name, scan.sha256, scan.size, folders
+            )
+        if status == "processing":
+            if scan.refused is None:
+                handle.seek(0)
+                _judge(gw, sender, file_id, receipt_id, _lines(handle))
+            with gw.engine.begin() as conn:
+                status = _finish(
+                    gw, conn, sender, file_id, receipt_id, path.name, scan.lines, scan.refused
+                )
     return _deliver(gw, sender, path, file_id, receipt_id, status, folders)
 
 
-def _read(path: Path) -> bytes:
+def _open(path: Path) -> BinaryIO:
     # Never through a link: the uploader must not make the gateway read another file.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read(MAX_FILE_BYTES + 1)
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+
+
+@dataclass(frozen=True)
+class _Scan:
+    sha256: str
+    size: int
+    lines: int
+    refused: str | None
+
+
+def _scan(handle: BinaryIO) -> _Scan:
+    """One pass over the file, a block at a time: its hash, size, lines, and whether it
+    can be read at all (UTF-8 throughout, no NUL byte, within the limits)."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = newlines = 0
+    last = head = b""
+    readable = True
+    while block := handle.read(BLOCK_BYTES):
+        head = head or block[: len(BOM)]
+        digest.update(block)
+        size += len(block)
+        newlines += block.count(b"\n")
+        last = block[-1:]
+        if readable and (b"\x00" in block or not _decodes(decoder, block)):
+            readable = False
+    if readable and not _decodes(decoder, b"", final=True):
+        readable = False
+    lines = newlines + (1 if size and last != b"\n" else 0)
+    if size == len(BOM) and head == BOM:
+        lines = 0  # a byte order mark alone
+    refused = None
+    if size > MAX_FILE_BYTES or lines > MAX_FILE_LINES:
+        refused = "file_too_large"
+    elif not readable:
+        refused = "file_unreadable"
+    return _Scan(digest.hexdigest(), size, lines, refused)
+
+
+def _decodes(decoder: codecs.IncrementalDecoder, block: bytes, *, final: bool = False) -> bool:
+    try:
+        decoder.decode(block, final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes, str]]:
+    """Each line: its number from 0, its bytes without the LF (none when it is too long
+    to be an envelope line), and the SHA-256 of its bytes."""
+    number = 0
+    first = True
+    while True:
+        line = handle.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if first:
+            line = line.removeprefix(BOM)
+            first = False
+            if not line:
+                return  # a byte order mark alone
+        if line.endswith(b"\n") or len(line) <= MAX_LINE_BYTES:
+            body = line.removesuffix(b"\n")
+            yield number, body, hashlib.sha256(body).hexdigest()
+        else:
+            # Longer than any envelope: hash the rest without holding it.
+            digest = hashlib.sha256(line)
+            while line and not line.endswith(b"\n"):
+                line = handle.readline(BLOCK_BYTES)
+                digest.update(line.removesuffix(b"\n"))
+            yield number, b"", digest.hexdigest()
+        number += 1
 
 
 def _claim(
@@ -143,27 +219,6 @@ def _claim(
     return int(file_id), receipt_id, "processing"
 
 
-def _lines(data: bytes) -> tuple[list[bytes], str | None]:
-    """The file's lines, or why it cannot be read at all."""
-    if len(data) > MAX_FILE_BYTES:
-        return [], "file_too_large"
-    if b"\x00" in data:
-        return [], "file_unreadable"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return [], "file_unreadable"
-    body = data.removeprefix(BOM)
-    if not body:
-        return [], None
-    lines = body.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    if len(lines) > MAX_FILE_LINES:
-        return [], "file_too_large"
-    return lines, None
-
-
 def _envelope(line: bytes) -> str | None:
     """The envelope a line carries, or None when the line is not well formed."""
     if len(line) > MAX_LINE_BYTES:
@@ -178,43 +233,65 @@ def _envelope(line: bytes) -> str | None:
     return envelope
 
 
-def _judge(gw: Gateway, sender: OIN, file_id: int, receipt_id: str, lines: list[bytes]) -> None:
+def _judge(
+    gw: Gateway,
+    sender: OIN,
+    file_id: int,
+    receipt_id: str,
+    lines: Iterator[tuple[int, bytes, str]],
+) -> None:
     with gw.engine.connect() as conn:
         done = conn.execute(
             select(batch_lines.c.line).where(batch_lines.c.file_id == file_id)
         ).scalars()
         start = max(done, default=-1) + 1
-    for first in range(start, len(lines), CHUNK_LINES):
-        chunk = list(enumerate(lines[first : first + CHUNK_LINES], start=first))
-        good = [(n, env) for n, line in chunk if (env := _envelope(line)) is not None]
-        prepared = ingest.prepare(
-            gw, sender=sender, envelopes=[e for _, e in good], positions=[n for n, _ in good]
+    chunk: list[tuple[int, bytes, str]] = []
+    for line in lines:
+        if line[0] < start:
+            continue
+        chunk.append(line)
+        if len(chunk) == CHUNK_LINES:
+            _judge_chunk(gw, sender, file_id, receipt_id, chunk)
+            chunk = []
+    if chunk:
+        _judge_chunk(gw, sender, file_id, receipt_id, chunk)
+
+
+def _judge_chunk(
+    gw: Gateway,
+    sender: OIN,
+    file_id: int,
+    receipt_id: str,
+    chunk: list[tuple[int, bytes, str]],
+) -> None:
+    good = [(n, env) for n, line, _ in chunk if (env := _envelope(line)) is not None]
+    prepared = ingest.prepare(
+        gw, sender=sender, envelopes=[e for _, e in good], positions=[n for n, _ in good]
+    )
+    wellformed = {n for n, _ in good}
+    with gw.engine.begin() as conn:
+        items, events = ingest.store(gw, conn, sender, prepared, receipt_id=receipt_id)
+        for n, _, sha in chunk:
+            if n not in wellformed:
+                items.append(Item(n, sha, None, "refused", "envelope_invalid"))
+                events.append(
+                    _event(sender, gw, "notice.refused", f"line {n}", "refused", "malformed")
+                )
+        conn.execute(
+            insert(batch_lines),
+            [
+                {
+                    "file_id": file_id,
+                    "line": i.position,
+                    "envelope_sha256": i.envelope_sha256,
+                    "jti": i.jti,
+                    "outcome": i.outcome,
+                    "reason": i.reason,
+                }
+                for i in items
+            ],
         )
-        with gw.engine.begin() as conn:
-            items, events = ingest.store(gw, conn, sender, prepared, receipt_id=receipt_id)
-            wellformed = {n for n, _ in good}
-            for n, line in chunk:
-                if n not in wellformed:
-                    sha = hashlib.sha256(line).hexdigest()
-                    items.append(Item(n, sha, None, "refused", "envelope_invalid"))
-                    events.append(
-                        _event(sender, gw, "notice.refused", f"line {n}", "refused", "malformed")
-                    )
-            conn.execute(
-                insert(batch_lines),
-                [
-                    {
-                        "file_id": file_id,
-                        "line": i.position,
-                        "envelope_sha256": i.envelope_sha256,
-                        "jti": i.jti,
-                        "outcome": i.outcome,
-                        "reason": i.reason,
-                    }
-                    for i in items
-                ],
-            )
-            gw.audit.append(conn, events)
+        gw.audit.append(conn, events)
 
 
 def _finish(

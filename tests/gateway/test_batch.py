@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -93,6 +94,7 @@ def outcomes(receipt: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 def test_every_line_is_judged_on_its_own_and_listed_in_one_receipt(gw: Gateway, drop: Drop) -> None:
     good = drop.envelopes(3)
+    too_long = json.dumps({"envelope": "x" * 70_000}).encode()
     path = drop.upload(
         "2026-11.jsonl",
         [
@@ -103,7 +105,7 @@ def test_every_line_is_judged_on_its_own_and_listed_in_one_receipt(gw: Gateway, 
             b"",  # an empty line
             good[2],
             good[0],  # the same envelope again in one file
-            json.dumps({"envelope": "x" * 70_000}).encode(),  # over the envelope limit
+            too_long,  # over the envelope limit
         ],
     )
     result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
@@ -115,6 +117,9 @@ def test_every_line_is_judged_on_its_own_and_listed_in_one_receipt(gw: Gateway, 
         ("accepted", None), ("duplicate", None), invalid,
     ]  # fmt: skip
     assert [i["position"] for i in receipt["items"]] == list(range(8))
+    assert receipt["items"][1]["envelopeSha256"] == hashlib.sha256(b'{"envelope": ').hexdigest()
+    assert receipt["items"][7]["envelopeSha256"] == hashlib.sha256(too_long).hexdigest()
+    assert receipt["items"][0]["envelopeSha256"] == hashlib.sha256(good[0].encode()).hexdigest()
     assert stored(gw) == 3
     assert result.status == "done" and result.counts == {
         "accepted": 3,
@@ -227,13 +232,26 @@ def test_a_file_over_the_line_limit_is_refused_as_a_whole(
     assert stored(gw) == 0
 
 
-def test_an_empty_file_gets_a_receipt_without_items(gw: Gateway, drop: Drop) -> None:
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf"], ids=["empty", "bom-only"])
+def test_an_empty_file_gets_a_receipt_without_items(
+    gw: Gateway, drop: Drop, content: bytes
+) -> None:
     path = drop.inbox / "empty.jsonl"
-    path.write_bytes(b"")
+    path.write_bytes(content)
     result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
     receipt = drop.receipt(result)
     assert receipt["items"] == [] and "refused" not in receipt
     assert result.status == "done"
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_read(gw: Gateway, drop: Drop) -> None:
+    good = drop.envelopes(2)
+    path = drop.inbox / "windows.jsonl"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + b"".join(json.dumps({"envelope": e}).encode() + b"\r\n" for e in good)
+    )
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    assert outcomes(drop.receipt(result)) == [("accepted", None)] * 2
 
 
 def test_only_complete_regular_uploads_are_picked_up_and_links_are_never_read(
