@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from typing import BinaryIO, Literal
 
 from sqlalchemy import Connection, insert, select, update
 
-from gateway import ingest
+from gateway import dropbox, ingest
 from gateway.audit import step
 from gateway.ingest import Item
 from gateway.service import Gateway
@@ -44,9 +45,12 @@ __all__ = [
     "MAX_FILE_LINES",
     "BatchResult",
     "Folders",
-    "iter_complete",
+    "folders_for",
     "process_file",
+    "process_waiting",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_FILE_LINES = 100_000
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -56,6 +60,8 @@ MAX_LINE_BYTES = MAX_ENVELOPE_BYTES + 64
 """An envelope and the ``{"envelope":""}`` around it."""
 BOM = b"\xef\xbb\xbf"
 BLOCK_BYTES = 1 << 20
+KEPT_DIR = "batches"
+"""Under the gateway's home: ``<OIN>/done`` and ``<OIN>/quarantine``, for the operator."""
 BATCH_ACTIVITY = "vroegsignalering: ontvangst batchbestand"
 
 Status = Literal["done", "quarantined"]
@@ -392,15 +398,27 @@ def _event(
     )
 
 
-def iter_complete(inbox: Path) -> Iterator[Path]:
-    """The complete uploads in an inbox, oldest first: ``*.jsonl`` not starting with a dot,
-    regular files only (never a link)."""
-    found = []
-    for entry in os.scandir(inbox):
-        name = entry.name
-        if name.startswith(".") or not name.endswith(".jsonl"):
-            continue
-        if entry.is_file(follow_symlinks=False):
-            found.append((entry.stat(follow_symlinks=False).st_mtime_ns, name))
-    for _, name in sorted(found):
-        yield inbox / name
+def folders_for(home: Path, oin: str) -> Folders:
+    """A creditor's receipts folder in its drop folder; where its uploads go once judged,
+    outside the folder it sees over SFTP."""
+    kept = home / KEPT_DIR / oin
+    return Folders(dropbox.receipts_dir(home, oin), kept / "done", kept / "quarantine")
+
+
+def process_waiting(gw: Gateway) -> list[BatchResult]:
+    """Every complete upload waiting in any creditor's inbox, one after another.
+
+    A file that fails (the store is down, say) stays where it is for the next round;
+    the others go on.
+    """
+    home = gw.settings.home
+    results = []
+    for oin in dropbox.creditors(home):
+        for path in dropbox.complete_uploads(home, oin):
+            try:
+                results.append(
+                    process_file(gw, sender=OIN(oin), path=path, folders=folders_for(home, oin))
+                )
+            except Exception:  # noqa: BLE001 (one bad round must not stop the others)
+                log.exception("batch file of %s not processed; retried next round", oin)
+    return results

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from adapters import profile
 from adapters.creditor import Creditor, read_export
-from gateway import batch
-from gateway.batch import Folders, iter_complete, process_file
+from gateway import batch, dropbox
+from gateway.batch import Folders, folders_for, process_file, process_waiting
 from gateway.clock import FixedClock
 from gateway.service import Gateway
 from gateway.settings import Settings
@@ -127,7 +127,6 @@ def test_every_line_is_judged_on_its_own_and_listed_in_one_receipt(gw: Gateway, 
         "duplicate": 1,
     }
     assert not path.exists() and result.moved_to.parent == drop.folders.done
-    assert list(iter_complete(drop.inbox)) == []
 
 
 def test_uploading_the_same_file_again_gives_only_duplicates(gw: Gateway, drop: Drop) -> None:
@@ -254,15 +253,24 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_read(gw: Gateway, drop: Drop) 
     assert outcomes(drop.receipt(result)) == [("accepted", None)] * 2
 
 
-def test_only_complete_regular_uploads_are_picked_up_and_links_are_never_read(
+def test_every_waiting_upload_of_every_creditor_is_processed_and_links_never_read(
     gw: Gateway, drop: Drop, tmp_path: Path
 ) -> None:
+    home = gw.settings.home
+    dropbox.ensure_dropbox(home, ZORG)
+    inbox = dropbox.inbox_dir(home, ZORG)
     secret = tmp_path / "elsewhere.jsonl"
     secret.write_text("not for the gateway\n")
-    (drop.inbox / "link.jsonl").symlink_to(secret)
-    (drop.inbox / ".upload.jsonl.part").write_text("{}\n")
-    (drop.inbox / "notes.txt").write_text("x\n")
-    complete = drop.upload("ready.jsonl", [])
-    assert list(iter_complete(drop.inbox)) == [complete]
+    (inbox / "link.jsonl").symlink_to(secret)
+    (inbox / ".upload.jsonl.part").write_text("{}\n")
+    ready = inbox / "ready.jsonl"
+    ready.write_text(json.dumps({"envelope": drop.envelopes(1)[0]}) + "\n")
+    [result] = process_waiting(gw)
+    assert result.receipt == dropbox.receipt_path(home, ZORG, "ready.jsonl")
+    assert outcomes(drop.receipt(result)) == [("accepted", None)]
+    assert result.moved_to.parent == folders_for(home, ZORG).done
+    assert not result.moved_to.is_relative_to(dropbox.creditor_root(home, ZORG))
+    # The link and the upload in progress are left alone.
+    assert sorted(p.name for p in inbox.iterdir()) == [".upload.jsonl.part", "link.jsonl"]
     with pytest.raises(OSError):
-        process_file(gw, sender=ZORG, path=drop.inbox / "link.jsonl", folders=drop.folders)
+        process_file(gw, sender=ZORG, path=inbox / "link.jsonl", folders=drop.folders)
