@@ -21,9 +21,11 @@ from __future__ import annotations
 import codecs
 import hashlib
 import logging
+import multiprocessing
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -34,6 +36,7 @@ from gateway import dropbox, ingest
 from gateway.audit import step
 from gateway.ingest import Item
 from gateway.service import Gateway
+from gateway.settings import Settings
 from gateway.store.schema import batch_files, batch_lines, receipts
 from keys.jose import loads_object
 from keys.jwk import OIN
@@ -87,8 +90,11 @@ class Folders:
     quarantine: Path
 
 
-def process_file(gw: Gateway, *, sender: OIN, path: Path, folders: Folders) -> BatchResult:
-    """Judge every line of the complete upload ``path`` and write its receipt."""
+def process_file(
+    gw: Gateway, *, sender: OIN, path: Path, folders: Folders, workers: int = 0
+) -> BatchResult:
+    """Judge every line of the complete upload ``path`` and write its receipt; with
+    ``workers`` processes judging chunks at once."""
     with _open(path) as handle:
         scan = _scan(handle)
         with gw.engine.begin() as conn:
@@ -98,7 +104,7 @@ def process_file(gw: Gateway, *, sender: OIN, path: Path, folders: Folders) -> B
         if status == "processing":
             if scan.refused is None:
                 handle.seek(0)
-                _judge(gw, sender, file_id, receipt_id, _lines(handle))
+                _judge(gw, sender, file_id, receipt_id, _lines(handle), workers=workers)
             with gw.engine.begin() as conn:
                 status = _finish(
                     gw, conn, sender, file_id, receipt_id, path.name, scan.lines, scan.refused
@@ -245,22 +251,62 @@ def _judge(
     file_id: int,
     receipt_id: str,
     lines: Iterator[tuple[int, bytes, str]],
+    *,
+    workers: int,
 ) -> None:
+    """Judge the lines not judged before, a chunk per transaction; with ``workers``,
+    that many processes judge chunks at once (the cryptography is most of the work)."""
     with gw.engine.connect() as conn:
-        done = conn.execute(
-            select(batch_lines.c.line).where(batch_lines.c.file_id == file_id)
-        ).scalars()
-        start = max(done, default=-1) + 1
+        done = set(
+            conn.execute(select(batch_lines.c.line).where(batch_lines.c.file_id == file_id))
+            .scalars()
+            .all()
+        )
+    chunks = _chunks(line for line in lines if line[0] not in done)
+    if workers <= 1:
+        for chunk in chunks:
+            _judge_chunk(gw, sender, file_id, receipt_id, chunk)
+        return
+    context = multiprocessing.get_context("spawn")
+    home = str(gw.settings.home)
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(home,)
+    ) as pool:
+        pending: set[Future[None]] = set()
+        for chunk in chunks:
+            pending.add(pool.submit(_worker_chunk, sender, file_id, receipt_id, chunk))
+            if len(pending) >= 2 * workers:  # a bounded number of chunks in memory
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()
+        for future in pending:
+            future.result()
+
+
+def _chunks(lines: Iterable[tuple[int, bytes, str]]) -> Iterator[list[tuple[int, bytes, str]]]:
     chunk: list[tuple[int, bytes, str]] = []
     for line in lines:
-        if line[0] < start:
-            continue
         chunk.append(line)
         if len(chunk) == CHUNK_LINES:
-            _judge_chunk(gw, sender, file_id, receipt_id, chunk)
+            yield chunk
             chunk = []
     if chunk:
-        _judge_chunk(gw, sender, file_id, receipt_id, chunk)
+        yield chunk
+
+
+_WORKER: Gateway | None = None
+
+
+def _start_worker(home: str) -> None:
+    global _WORKER
+    _WORKER = Gateway.open(Settings.load(Path(home)))
+
+
+def _worker_chunk(
+    sender: OIN, file_id: int, receipt_id: str, chunk: list[tuple[int, bytes, str]]
+) -> None:
+    assert _WORKER is not None
+    _judge_chunk(_WORKER, sender, file_id, receipt_id, chunk)
 
 
 def _judge_chunk(
@@ -405,7 +451,7 @@ def folders_for(home: Path, oin: str) -> Folders:
     return Folders(dropbox.receipts_dir(home, oin), kept / "done", kept / "quarantine")
 
 
-def process_waiting(gw: Gateway) -> list[BatchResult]:
+def process_waiting(gw: Gateway, *, workers: int = 0) -> list[BatchResult]:
     """Every complete upload waiting in any creditor's inbox, one after another.
 
     A file that fails (the store is down, say) stays where it is for the next round;
@@ -417,7 +463,13 @@ def process_waiting(gw: Gateway) -> list[BatchResult]:
         for path in dropbox.complete_uploads(home, oin):
             try:
                 results.append(
-                    process_file(gw, sender=OIN(oin), path=path, folders=folders_for(home, oin))
+                    process_file(
+                        gw,
+                        sender=OIN(oin),
+                        path=path,
+                        folders=folders_for(home, oin),
+                        workers=workers,
+                    )
                 )
             except Exception:  # noqa: BLE001 (one bad round must not stop the others)
                 log.exception("batch file of %s not processed; retried next round", oin)

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,9 @@ def gw(demo: Path) -> Iterator[Gateway]:
 class Drop:
     """The zorg creditor's inbox and the folders the gateway writes to."""
 
-    def __init__(self, demo: Path, gw: Gateway, tmp_path: Path) -> None:
-        self.creditor = Creditor(PartyHome(demo / "zorg"), now=NOW)
+    def __init__(self, demo: Path, gw: Gateway, tmp_path: Path, now: datetime = NOW) -> None:
+        self.now = now
+        self.creditor = Creditor(PartyHome(demo / "zorg"), now=now)
         self.transport = LocalTransport(gw, self.creditor.identity.oin)
         self.rows = read_export(demo / "zorg" / "notices.csv")
         self.inbox = tmp_path / "inbox"
@@ -61,7 +62,7 @@ class Drop:
             profile.Row(i, {**self.rows[i % len(self.rows)].values, "ref": f"{tag}-{i}"}, {})
             for i in range(count)
         ]
-        return [s.envelope for s in self.creditor.seal_rows(rows, self.transport, now=NOW)]
+        return [s.envelope for s in self.creditor.seal_rows(rows, self.transport, now=self.now)]
 
     def upload(self, name: str, lines: list[str | bytes]) -> Path:
         path = self.inbox / name
@@ -274,3 +275,25 @@ def test_every_waiting_upload_of_every_creditor_is_processed_and_links_never_rea
     assert sorted(p.name for p in inbox.iterdir()) == [".upload.jsonl.part", "link.jsonl"]
     with pytest.raises(OSError):
         process_file(gw, sender=ZORG, path=inbox / "link.jsonl", folders=drop.folders)
+
+
+def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers run on the system clock, so the demo and its notices are made now.
+    if not store_url.startswith("sqlite"):
+        monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    init_demo(tmp_path / "demo", now=now)
+    gw = Gateway.open(Settings.load(tmp_path / "demo" / "gateway"))
+    drop = Drop(tmp_path / "demo", gw, tmp_path, now=now)
+    monkeypatch.setattr(batch, "CHUNK_LINES", 2)
+    good = drop.envelopes(6)
+    path = drop.upload("parallel.jsonl", [*good[:3], b"not json", *good[3:], good[0]])
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders, workers=2)
+    assert outcomes(drop.receipt(result)) == [
+        *[("accepted", None)] * 3, ("refused", "envelope_invalid"),
+        *[("accepted", None)] * 3, ("duplicate", None),
+    ]  # fmt: skip
+    assert stored(gw) == 6
+    gw.close()
