@@ -9,7 +9,9 @@
     ├── RegisterInvalid   a register file does not fit (the line is named, never a value)
     ├── NotResolvable     no review signal of this back office under that delivery id
     ├── PersonUnknown     no person under that pseudonym in the municipality's register
-    └── NotRoutable       the person's team cannot be sent the signal (not in the key set)
+    ├── NotRoutable       the person's team cannot be sent the signal (not in the key set)
+    └── SSHKeyInUse       an SSH key is already registered (to this or another partner,
+                          or revoked: a revoked key is never registered again)
 
 Edges (HTTP, SFTP, CLI) map each ``code`` to their own status; messages carry no personal
 data and no key material.
@@ -83,3 +85,10 @@ class NotRoutable(GatewayError):
     contact block has no recipient for it), so the signal cannot go to that team."""
 
     code = "not_routable"
+
+
+class SSHKeyInUse(GatewayError):
+    """The SSH public key is registered already, or was and is revoked; ``cause`` says
+    which (``registered``, ``other_partner``, ``revoked``)."""
+
+    code = "ssh_key_in_use"

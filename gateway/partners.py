@@ -13,12 +13,19 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from gateway.errors import PartnerUnknown
+from gateway.errors import PartnerUnknown, SSHKeyInUse
 from gateway.store.engine import reading
-from gateway.store.schema import outreach_keysets, partner_certificates, partner_keys, partners
+from gateway.store.schema import (
+    outreach_keysets,
+    partner_certificates,
+    partner_keys,
+    partner_ssh_keys,
+    partners,
+)
 from keys.jwk import OIN, PublicKey
 from keys.outreach import OutreachKeySet, verify_outreach_keyset
 from keys.pki import CertificateIdentity
+from keys.ssh import SSHPublicKey
 
 
 class Partner(NamedTuple):
@@ -26,6 +33,17 @@ class Partner(NamedTuple):
 
     oin: OIN
     role: str
+
+
+class SSHLogin(NamedTuple):
+    """Who an SSH login speaks for: the partner, or why it is refused.
+
+    ``refusal`` is ``user_unknown`` (no creditor under that user name), ``key_unknown``
+    (the key is not one of that creditor's), ``key_revoked`` or ``partner_ended``.
+    """
+
+    partner: Partner | None
+    refusal: str | None
 
 
 class Directory:
@@ -159,6 +177,92 @@ class Directory:
             .values(revoked_at=now)
         )
         return result.rowcount > 0
+
+    def add_ssh_key(self, conn: Connection, *, oin: str, key: SSHPublicKey, now: datetime) -> bool:
+        """Register one of a creditor's SSH public keys; false when it already is.
+
+        Raises ``SSHKeyInUse`` when the key is registered to another partner, or was
+        revoked (a revoked key stays revoked), and ``PartnerUnknown`` when no creditor
+        is registered under ``oin``.
+        """
+        if self.partner(conn, oin)["role"] != "creditor":
+            raise PartnerUnknown(f"no creditor {oin}", cause="not_a_creditor")
+        row = conn.execute(
+            select(partner_ssh_keys.c.partner_oin, partner_ssh_keys.c.revoked_at).where(
+                partner_ssh_keys.c.fingerprint == key.fingerprint
+            )
+        ).first()
+        if row is not None:
+            if row.partner_oin != oin:
+                raise SSHKeyInUse(
+                    f"SSH key {key.fingerprint} belongs to another partner", cause="other_partner"
+                )
+            if row.revoked_at is not None:
+                raise SSHKeyInUse(f"SSH key {key.fingerprint} was revoked", cause="revoked")
+            return False
+        conn.execute(
+            insert(partner_ssh_keys).values(
+                fingerprint=key.fingerprint,
+                partner_oin=oin,
+                public_key=key.openssh,
+                registered_at=now,
+            )
+        )
+        return True
+
+    def ssh_keys_of(self, conn: Connection, oin: str) -> list[dict[str, object]]:
+        """A partner's SSH keys, oldest first, revoked ones included."""
+        rows = conn.execute(
+            select(partner_ssh_keys)
+            .where(partner_ssh_keys.c.partner_oin == oin)
+            .order_by(partner_ssh_keys.c.registered_at, partner_ssh_keys.c.fingerprint)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+    def revoke_ssh_key(self, conn: Connection, fingerprint: str, *, now: datetime) -> bool:
+        """Refuse an SSH key from now on; false when there is no unrevoked such key."""
+        result = conn.execute(
+            update(partner_ssh_keys)
+            .where(
+                partner_ssh_keys.c.fingerprint == fingerprint,
+                partner_ssh_keys.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        return result.rowcount > 0
+
+    def identify_ssh(
+        self, conn: Connection, *, username: str, key: SSHPublicKey, now: datetime
+    ) -> SSHLogin:
+        """Whether ``key`` may log in as the creditor ``username``, read afresh each time.
+
+        Only a creditor's registered, unrevoked key, whose blob is the one presented,
+        logs in as that creditor, and only while its registration has not ended.
+        """
+        partner = (
+            conn.execute(
+                select(partners.c.oin, partners.c.role, partners.c.ended_at).where(
+                    partners.c.oin == username
+                )
+            ).first()
+            if len(username) == 20
+            else None
+        )
+        if partner is None or partner.role != "creditor":
+            return SSHLogin(None, "user_unknown")
+        row = conn.execute(
+            select(partner_ssh_keys.c.public_key, partner_ssh_keys.c.revoked_at).where(
+                partner_ssh_keys.c.fingerprint == key.fingerprint,
+                partner_ssh_keys.c.partner_oin == partner.oin,
+            )
+        ).first()
+        if row is None or row.public_key != key.openssh:
+            return SSHLogin(None, "key_unknown")
+        if row.revoked_at is not None and row.revoked_at <= now:
+            return SSHLogin(None, "key_revoked")
+        if partner.ended_at is not None and partner.ended_at <= now:
+            return SSHLogin(None, "partner_ended")
+        return SSHLogin(Partner(OIN(partner.oin), partner.role), None)
 
     def store_outreach_keyset(
         self, conn: Connection, *, gemeente: str, signed: str, now: datetime

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.schema import Category
 
 DEFAULT_RETENTION_MONTHS = 6
+DEFAULT_SFTP_MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 _OIN = r"^[0-9]{20}$"
@@ -73,6 +74,17 @@ class Settings(BaseSettings):
     )
     listen_host: str = "127.0.0.1"
     listen_port: int = 8443
+    sftp_listen_host: str = "127.0.0.1"
+    sftp_port: int = Field(default=2222, ge=0, le=65535, description="0 picks a free port")
+    sftp_max_file_bytes: int = Field(
+        default=DEFAULT_SFTP_MAX_FILE_BYTES, gt=0, description="the largest file one upload may be"
+    )
+    batch_interval_seconds: float = Field(
+        default=5.0, gt=0, description="how often serve looks for complete batch files"
+    )
+    batch_workers: int = Field(
+        default=0, ge=0, description="processes judging a batch file; 0: one per core"
+    )
 
     @field_validator("retention_months")
     @classmethod

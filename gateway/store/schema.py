@@ -117,6 +117,19 @@ partner_certificates = Table(
     Index(None, "partner_oin"),
 )
 
+partner_ssh_keys = Table(
+    "partner_ssh_keys",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("partner_oin", String(20), ForeignKey("partners.oin"), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("registered_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index(None, "partner_oin"),
+)
+"""A creditor's SSH public keys for the SFTP intake: ``fingerprint`` as OpenSSH prints
+it (``SHA256:…``), ``public_key`` in the one-line OpenSSH form without a comment."""
+
 outreach_keysets = Table(
     "outreach_keysets",
     metadata,
