@@ -232,9 +232,9 @@ def person_fields(row: profile.Row, category: str) -> PersonFields:
         raise RowInvalid(row.line, exc.cause, "cannot be normalised") from None
 
 
-def read_export(path: Path) -> list[profile.Row]:
-    """All rows of a default-profile export."""
-    return list(profile.read_rows(path))
+def read_export(path: Path, *, using: profile.Profile | None = None) -> list[profile.Row]:
+    """All rows of an export, read with ``using`` (the default profile when None)."""
+    return list(profile.read_rows(path, using))
 
 
 @dataclass

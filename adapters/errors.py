@@ -2,6 +2,7 @@
 
 AdapterError            base: a stable ``code`` and ``diagnostics()``
 ├── RowInvalid          a CSV row does not fit the profile (line and column given)
+├── ProfileInvalid      an export profile does not load (docs/profiles.md)
 ├── NotEnrolled         the home lacks a key, pin or secret the command needs
 └── TransportFailed     the gateway could not be reached or answered out of protocol
 """
@@ -26,6 +27,13 @@ class RowInvalid(AdapterError):
     def __init__(self, line: int, column: str, reason: str) -> None:
         super().__init__(f"line {line}, column {column}: {reason}")
         self.line, self.column, self.reason = line, column, reason
+
+
+class ProfileInvalid(AdapterError):
+    """An export profile is not valid JSON, names unknown members or columns, or maps
+    ambiguously (docs/profiles.md)."""
+
+    code = "profile_invalid"
 
 
 class NotEnrolled(AdapterError):
