@@ -41,10 +41,12 @@ from adapters.register import (
     write_register,
 )
 from adapters.rest import GATEWAY_URL_FILE
+from adapters.sftp import ADDRESS_PIN
 from adapters.team import Team
 from gateway import inbox, ingest
 from gateway.cli import (
     audit_app,
+    batch_run,
     config_app,
     import_partner_keys,
     partner_keys_table,
@@ -52,6 +54,7 @@ from gateway.cli import (
     revoke_partner_key,
 )
 from gateway.clock import FixedClock
+from gateway.dropbox import ensure_dropbox
 from gateway.errors import GatewayError
 from gateway.matching import Matcher
 from gateway.register import load_register
@@ -66,6 +69,13 @@ from keys.jwk import OIN, Use, jwks
 from keys.keyring import Keyring
 from keys.outreach import OutreachRecipient
 from keys.pki import DevCA, certificate_identity
+from keys.ssh import (
+    SSHPublicKey,
+    create_identity,
+    load_or_create_host_key,
+    pin_host_key,
+    read_public,
+)
 from keys.tokens import LinkageSecret, Tokeniser
 
 console = Console()
@@ -85,6 +95,9 @@ app.add_typer(inbox_app, name="inbox")
 app.add_typer(register_app, name="register")
 register_app.command("load")(register_load)
 app.command("send")(send)
+batch_app = typer.Typer(help="SFTP batch files at the gateway.", no_args_is_help=True)
+batch_app.command("run")(batch_run)
+app.add_typer(batch_app, name="batch")
 
 HomeOption = Annotated[
     Path | None,
@@ -134,6 +147,7 @@ DEMO_PARTIES = (
 )
 DEFAULT_TEAM = "noord"
 DEMO_GATEWAY_URL = "https://localhost:8443"
+DEMO_SFTP_ADDRESS = "localhost:2222"
 
 
 def extra_teams(count: int) -> tuple[DemoParty, ...]:
@@ -201,6 +215,8 @@ def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
     signed_keyset = municipality.sign_keyset(outreach, now=now)
     municipality_keys = homes["amsterdam"].published_keys(now=now)
     gateway_keys = gateway_home.published_keys(now=now)
+    _, sftp_host_key = load_or_create_host_key(gateway_home.path)
+    ssh_keys: dict[str, SSHPublicKey] = {}
 
     for party in parties[1:]:
         homes[party.home].pins_dir.mkdir(parents=True, exist_ok=True)
@@ -215,6 +231,10 @@ def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
         sealed = municipality.issue_linkage_secret(creditor_enc, now=now)
         home.secrets_dir.mkdir(parents=True, exist_ok=True)
         (home.secrets_dir / f"linkage-{GEMEENTE}.jwe").write_text(sealed + "\n")
+        pin_host_key(home.path, sftp_host_key)
+        (home.pins_dir / ADDRESS_PIN).write_text(DEMO_SFTP_ADDRESS + "\n")
+        ssh_keys[party.home] = create_identity(home.path, comment=party.home)
+        ensure_dropbox(gateway_home.path, party.oin)
         demo_csv = resources.files("adapters").joinpath("demo", f"{party.home}.csv")
         (home.path / "notices.csv").write_bytes(demo_csv.read_bytes())
 
@@ -236,6 +256,8 @@ def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
                     gw.directory.add_key(conn, oin=OIN(party.oin), key=key, now=now)
                 certificate = (homes[party.home].tls_dir / "cert.pem").read_bytes()
                 gw.directory.add_certificate(conn, certificate_identity(certificate), now=now)
+                if party.home in ssh_keys:
+                    gw.directory.add_ssh_key(conn, oin=party.oin, key=ssh_keys[party.home], now=now)
             gw.directory.store_outreach_keyset(
                 conn, gemeente=GEMEENTE, signed=signed_keyset, now=now
             )
@@ -498,6 +520,26 @@ def keys_import(
     console.print(f"registered {added} new key(s) for {partner}")
 
 
+@keys_app.command("import-ssh")
+def keys_import_ssh(
+    pubkey_file: Annotated[Path, typer.Argument(help="the creditor's SSH public key (one line)")],
+    partner: Annotated[str, typer.Option(help="the creditor's OIN")],
+    home: HomeOption = None,
+) -> None:
+    """At the gateway: register a creditor's SSH public key for the SFTP intake."""
+    key = read_public(pubkey_file)
+    gw = _gateway(PartyHome.resolve(home))
+    try:
+        with gw.engine.begin() as conn:
+            added = gw.directory.add_ssh_key(conn, oin=partner, key=key, now=gw.clock.now())
+    finally:
+        gw.close()
+    if added:
+        console.print(f"registered SSH key {key.fingerprint} for {partner}")
+    else:
+        console.print(f"SSH key {key.fingerprint} was registered for {partner} already")
+
+
 @app.command()
 def serve(
     home: HomeOption = None,
@@ -510,15 +552,18 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=1, help="worker processes (default: two per core)")
     ] = None,
+    batches: Annotated[
+        bool, typer.Option(help="process complete SFTP batch files as they arrive")
+    ] = True,
 ) -> None:
-    """Run the gateway's partner API over HTTPS with mutual TLS."""
+    """Run the gateway: partner API (HTTPS, mutual TLS), SFTP intake, batch processing."""
     from gateway.cli import serve as serve_api
 
     party = PartyHome.resolve(home)
     if party.identity().role != "gateway":
         err.print("this command runs at the gateway (--home of the gateway)")
         raise typer.Exit(EXIT_USAGE)
-    serve_api(party.path, host=host, port=port, workers=workers)
+    serve_api(party.path, host=host, port=port, workers=workers, batches=batches)
 
 
 def _gateway(party: PartyHome) -> Gateway:
@@ -719,9 +764,11 @@ EXIT_CODES: dict[str, int] = {
     "not_resolvable": EXIT_REFUSED,
     "person_unknown": EXIT_REFUSED,
     "not_routable": EXIT_REFUSED,
+    "ssh_key_in_use": EXIT_CONFIG,
     # adapters
     "adapter_error": EXIT_CONFIG,
     "row_invalid": EXIT_REFUSED,
+    "profile_invalid": EXIT_CONFIG,
     "not_enrolled": EXIT_CONFIG,
     "transport_failed": EXIT_STORE,
 }

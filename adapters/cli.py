@@ -4,18 +4,21 @@ resolve`` for the back office."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
 
-from adapters.creditor import GATEWAY_PIN, Creditor, read_export, send_rows
+from adapters.creditor import GATEWAY_PIN, Creditor, SendResult, read_export, send_rows
 from adapters.errors import NotEnrolled
 from adapters.municipality import Municipality
+from adapters.profile import load_profile
 from adapters.register import (
     PseudonymKey,
     label_records,
@@ -26,6 +29,7 @@ from adapters.register import (
     write_register,
 )
 from adapters.rest import RestClient, gateway_url
+from adapters.sftp import SftpClient, SftpTransport
 from adapters.team import Team, pull_to_file
 from keys.home import PartyHome
 from keys.jwk import public_keys_from_jwks
@@ -55,20 +59,37 @@ register_app = typer.Typer(
 def send(
     file: Annotated[Path, typer.Argument(help="the creditor's CSV export", exists=True)],
     home: HomeOption = None,
-    via: Annotated[str, typer.Option(help="rest (sftp comes later)")] = "rest",
+    via: Annotated[str, typer.Option(help="rest, or sftp: one batch file")] = "rest",
     gateway: GatewayOption = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="the export's profile (docs/profiles.md): a profile file (*.json) or a "
+            "shipped profile by name, e.g. nl-cp1252; default: DESIGN.md's notices.csv",
+        ),
+    ] = None,
 ) -> None:
-    """Seal a CSV export's notices, send them, and verify the gateway's signed receipts."""
-    if via != "rest":
-        raise typer.BadParameter("only --via rest is available", param_hint="--via")
+    """Seal a CSV export's notices, send them, and verify the gateway's signed receipts.
+
+    ``--via sftp`` uploads them as one batch file (``<export name>.jsonl``) to the
+    gateway's SFTP intake and waits for its receipt; the outreach key set still comes
+    over REST.
+    """
+    if via not in ("rest", "sftp"):
+        raise typer.BadParameter("rest or sftp", param_hint="--via")
+    export_profile = load_profile(profile) if profile is not None else None
     party = PartyHome.resolve(home)
     now = datetime.now(UTC)
-    rows = read_export(file)
+    rows = read_export(file, using=export_profile)
     with RestClient(party, gateway_url(party, gateway)) as client:
         refresh_gateway_keys(party, client)
         creditor = Creditor(party, now=now)
-        result = send_rows(creditor, rows, client, now=now, batch_size=batch_size)
+        if via == "rest":
+            result = send_rows(creditor, rows, client, now=now, batch_size=batch_size)
+        else:
+            result = _send_sftp(party, creditor, rows, client, file, now=now)
     receipt_path = file.with_name(file.name + ".receipt.json")
     receipt_path.write_text(
         json.dumps(
@@ -93,6 +114,37 @@ def send(
     console.print(f"receipts written to {receipt_path}")
     if result.refused:
         raise typer.Exit(EXIT_REFUSED)
+
+
+def _send_sftp(
+    party: PartyHome,
+    creditor: Creditor,
+    rows: list[Any],
+    keys: RestClient,
+    file: Path,
+    *,
+    now: datetime,
+) -> SendResult:
+    name = dropbox_name(file)
+    with (
+        SftpClient(party) as sftp,
+        Progress(TextColumn("upload"), BarColumn(), DownloadColumn(), console=console) as bar,
+    ):
+        task = bar.add_task("upload", total=None)
+        transport = SftpTransport(
+            keys,
+            sftp,
+            name=name,
+            verify=creditor.verify_receipt,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+        return send_rows(creditor, rows, transport, now=now, batch_size=max(1, len(rows)))
+
+
+def dropbox_name(file: Path) -> str:
+    """The batch file's name at the gateway: the export's, with ``.jsonl``."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", file.stem).lstrip(".") or "batch"
+    return f"{stem[:150]}.jsonl"
 
 
 def refresh_gateway_keys(party: PartyHome, client: RestClient) -> None:

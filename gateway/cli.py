@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.batch import process_waiting
 from gateway.register import load_register
 from gateway.service import Gateway
 from gateway.settings import Settings
@@ -121,14 +123,20 @@ def default_workers() -> int:
 
 
 def serve(
-    home: Path, host: str | None = None, port: int | None = None, workers: int | None = None
+    home: Path,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    *,
+    batches: bool = True,
 ) -> None:
-    """Run the partner API over HTTPS with mutual TLS until interrupted.
+    """Run the partner API over HTTPS with mutual TLS, and the SFTP intake, until interrupted.
 
     ``host`` and ``port`` default to the settings' ``listen_host`` and ``listen_port``;
     port 0 picks a free port; ``workers`` defaults to ``default_workers()``. With more
     than one worker, each worker process builds its own app from
-    ``$SIGNAALPOORT_HOME``; they share the listening socket.
+    ``$SIGNAALPOORT_HOME``; they share the listening socket. The SFTP intake
+    (``gateway.sftp``) listens on the settings' ``sftp_listen_host`` and ``sftp_port``.
     """
     workers = default_workers() if workers is None else workers
     # Imported here, so that the other commands do not load the web stack.
@@ -136,6 +144,7 @@ def serve(
     from uvicorn.supervisors import Multiprocess
 
     from gateway.api import create_app
+    from gateway.sftp import start_in_thread
     from gateway.tls import server_config
 
     if workers < 1:
@@ -155,10 +164,73 @@ def serve(
         config = server_config(app, settings, host=host, port=port, workers=1)
     sock = config.bind_socket()
     print(f"listening on https://{host}:{sock.getsockname()[1]} (mutual TLS)", flush=True)
-    if workers > 1:
-        Multiprocess(config, sockets=[sock]).run()
-    else:
-        uvicorn.Server(config).run(sockets=[sock])
+    # The SFTP intake runs in a thread of this process with a store connection of its own.
+    sftp_gw = Gateway.open(settings)
+    try:
+        sftp = start_in_thread(sftp_gw, host=settings.sftp_listen_host, port=settings.sftp_port)
+    except BaseException:
+        sftp_gw.close()
+        raise
+    print(
+        f"listening on sftp://{settings.sftp_listen_host}:{sftp.port} "
+        f"(creditors' SSH keys; host key {sftp.intake.host_key_fingerprint})",
+        flush=True,
+    )
+    watcher = BatchWatcher(settings) if batches else None
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        sftp.stop()
+        sftp_gw.close()
+
+
+class BatchWatcher:
+    """A thread that processes complete batch uploads every ``batch_interval_seconds``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._gw = Gateway.open(settings)
+        self._stopping = threading.Event()
+        self._workers = settings.batch_workers or (os.cpu_count() or 1)
+        self._interval = settings.batch_interval_seconds
+        self._thread = threading.Thread(target=self._run, name="batches", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            process_waiting(self._gw, workers=self._workers)
+            self._stopping.wait(self._interval)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=60)
+        self._gw.close()
+
+
+def batch_run(
+    home: HomeOption,
+    workers: Annotated[
+        int, typer.Option(min=0, help="processes judging a file (0: the settings')")
+    ] = 0,
+) -> None:
+    """Process every complete batch upload waiting now, then stop."""
+    settings = Settings.load(home)
+    gw = Gateway.open(settings)
+    try:
+        results = process_waiting(
+            gw, workers=workers or settings.batch_workers or (os.cpu_count() or 1)
+        )
+    finally:
+        gw.close()
+    for result in results:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+        console.print(
+            f"{result.moved_to.name}: {result.status} ({counts}); receipt {result.receipt}"
+        )
 
 
 def register_load(
