@@ -1,6 +1,6 @@
 """SFTP intake: a batch file of 100,000 notices against a register of 100,000. Prints JSON.
 
-    .venv/bin/python bench/sftp.py [--notices 100000] [--persons 100000] [--workers 2]
+    .venv/bin/python -m bench.sftp [--notices 100000] [--persons 100000] [--workers 2]
 
 Builds a demo whose outreach key set has 10 recipients (SQLite, the embedded default);
 the municipality tokenises a synthetic register (``bench/dutch.py``) and the gateway
