@@ -8,7 +8,9 @@ and returns it. A dropped connection during the upload is retried from the start
 same file twice is harmless (every line a ``duplicate``).
 
 The creditor's SSH key is ``ssh/id_ed25519`` in its home; the gateway's SSH host key is
-pinned in ``pins/sftp-host-key.pub``, and any other host key is refused.
+pinned in ``pins/sftp-host-key.pub``, and any other host key is refused. The server's
+address is ``pins/sftp-address`` (``host:port``), and the user name the creditor's OIN,
+or ``pins/sftp-user`` where an OpenSSH server knows it by another name.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = ["HOST_KEY_PIN", "SSH_KEY", "SftpClient", "SftpTransport", "batch_file
 SSH_KEY = Path("ssh") / "id_ed25519"
 HOST_KEY_PIN = "sftp-host-key.pub"
 ADDRESS_PIN = "sftp-address"
+USER_PIN = "sftp-user"
 DEFAULT_ADDRESS = ("localhost", 2222)
 RECEIPT_SUFFIX = ".receipt.jws"
 ATTEMPTS = 3
@@ -47,10 +50,17 @@ class SftpClient:
     """A creditor's SFTP connection to its drop folder at the gateway."""
 
     def __init__(
-        self, home: PartyHome, address: tuple[str, int] | None = None, *, timeout: float = 30
+        self,
+        home: PartyHome,
+        address: tuple[str, int] | None = None,
+        *,
+        user: str | None = None,
+        timeout: float = 30,
     ) -> None:
         self._home = home
-        self._oin = home.identity().oin
+        # The embedded server knows a creditor by its OIN; an OpenSSH server by the OS
+        # user the municipality made for it (pins/sftp-user).
+        self._user = user or _pinned(home, USER_PIN) or home.identity().oin
         self._address = address or _address(home)
         self._timeout = timeout
         key_file = home.path / SSH_KEY
@@ -79,7 +89,7 @@ class SftpClient:
             offered = transport.get_remote_server_key()
             if (offered.get_name(), offered.get_base64()) != self._host_key:
                 raise TransportFailed("the SFTP server's host key is not the pinned one")
-            transport.auth_publickey(self._oin, self._key)
+            transport.auth_publickey(self._user, self._key)
             sftp = paramiko.SFTPClient.from_transport(transport)
         except (OSError, paramiko.SSHException) as exc:
             transport.close()
@@ -181,8 +191,13 @@ class SftpTransport:
 
 
 def _address(home: PartyHome) -> tuple[str, int]:
-    pin = home.pins_dir / ADDRESS_PIN
-    if not pin.exists():
+    pinned = _pinned(home, ADDRESS_PIN)
+    if pinned is None:
         return DEFAULT_ADDRESS
-    host, _, port = pin.read_text().strip().rpartition(":")
+    host, _, port = pinned.rpartition(":")
     return host, int(port)
+
+
+def _pinned(home: PartyHome, name: str) -> str | None:
+    pin = home.pins_dir / name
+    return pin.read_text().strip() or None if pin.exists() else None

@@ -19,10 +19,14 @@ one is a ``duplicate``.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import hashlib
 import logging
 import multiprocessing
 import os
+import shutil
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -56,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_FILE_LINES = 100_000
-MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024 * 1024
 CHUNK_LINES = 500
 """Lines judged and committed together."""
 MAX_LINE_BYTES = MAX_ENVELOPE_BYTES + 64
@@ -96,6 +100,7 @@ def process_file(
     """Judge every line of the complete upload ``path`` and write its receipt; with
     ``workers`` processes judging chunks at once."""
     with _open(path) as handle:
+        judged = os.fstat(handle.fileno())
         scan = _scan(handle)
         with gw.engine.begin() as conn:
             file_id, receipt_id, status = _claim(
@@ -109,7 +114,7 @@ def process_file(
                 status = _finish(
                     gw, conn, sender, file_id, receipt_id, path.name, scan.lines, scan.refused
                 )
-    return _deliver(gw, sender, path, file_id, receipt_id, status, folders)
+    return _deliver(gw, sender, path, file_id, receipt_id, status, folders, judged)
 
 
 def _open(path: Path) -> BinaryIO:
@@ -384,6 +389,7 @@ def _deliver(
     receipt_id: str,
     status: str,
     folders: Folders,
+    judged: os.stat_result,
 ) -> BatchResult:
     """Write the receipt where the creditor reads it, then move the upload away."""
     with gw.engine.connect() as conn:
@@ -393,14 +399,37 @@ def _deliver(
             select(batch_lines.c.outcome).where(batch_lines.c.file_id == file_id)
         ).scalars():
             counts[outcome] = counts.get(outcome, 0) + 1
-    receipt = folders.receipts / f"{path.name}.receipt.jws"
-    _write_atomic(receipt, (jws + "\n").encode("ascii"))
+    receipt = folders.receipts / dropbox.receipt_name(path.name)
+    _write_receipt(receipt, (jws + "\n").encode("ascii"))
     target = _moved_path(folders, file_id, path.name, status)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, target)
+    if not _move(path, target, judged):
+        target = path  # replaced since it was judged: a new delivery, for the next round
     return BatchResult(
         file_id, "done" if status == "done" else "quarantined", receipt, target, counts
     )
+
+
+def _move(path: Path, target: Path, judged: os.stat_result) -> bool:
+    """Move the judged upload out of the inbox, unless the uploader replaced it meanwhile
+    (OpenSSH cannot stop a creditor renaming over its own file); across file systems
+    by a copy that is complete before the upload goes."""
+    now = os.stat(path, follow_symlinks=False)
+    if (now.st_dev, now.st_ino) != (judged.st_dev, judged.st_ino):
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(path, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        copy = target.with_name(f".{target.name}.tmp")
+        with _open(path) as source, open(copy, "wb") as sink:
+            shutil.copyfileobj(source, sink, BLOCK_BYTES)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(copy, target)
+        os.unlink(path)
+    return True
 
 
 def _moved_path(folders: Folders, file_id: int, name: str, status: str) -> Path:
@@ -412,14 +441,45 @@ def _moved(folders: Folders, file_id: int, name: str, status: str) -> bool:
     return _moved_path(folders, file_id, name, status).exists()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+RECEIPT_MODE = 0o640
+"""Read by the receipts folder's group: in OpenSSH mode, the creditor's (docs/deploy-sftp.md)."""
+
+
+def _write_receipt(path: Path, data: bytes) -> None:
+    """Write a receipt through a temporary file renamed into place, never through a link.
+
+    The file gets mode 0640 and the group of its folder (which a setgid folder hands
+    down; otherwise it is set here), so in OpenSSH mode the creditor's OS user, in that
+    group, can read it. A folder that is a link, or that someone else could write in, is
+    refused: a creditor able to plant files there could make the gateway overwrite
+    another file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(folder)
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise PermissionError(f"{path.parent} is group- or world-writable; no receipt written")
+        tmp = f".{path.name}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=folder)  # left by a crash: ours, the folder is ours alone
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(tmp, flags, RECEIPT_MODE, dir_fd=folder)
+        try:
+            if os.fstat(fd).st_gid != st.st_gid:
+                os.fchown(fd, -1, st.st_gid)
+            os.fchmod(fd, RECEIPT_MODE)
+            with os.fdopen(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+                handle.flush()
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # rename(2) replaces a link at the target, never follows it.
+        os.replace(path.parent / tmp, path)
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _event(
@@ -444,32 +504,33 @@ def _event(
     )
 
 
-def folders_for(home: Path, oin: str) -> Folders:
-    """A creditor's receipts folder in its drop folder; where its uploads go once judged,
-    outside the folder it sees over SFTP."""
+def folders_for(home: Path, oin: str, *, receipts: Path | None = None) -> Folders:
+    """A creditor's receipts folder (by default the one in its embedded drop folder);
+    where its uploads go once judged, in the gateway's home, outside the folder it sees
+    over SFTP."""
     kept = home / KEPT_DIR / oin
-    return Folders(dropbox.receipts_dir(home, oin), kept / "done", kept / "quarantine")
+    return Folders(
+        dropbox.receipts_dir(home, oin) if receipts is None else receipts,
+        kept / "done",
+        kept / "quarantine",
+    )
 
 
 def process_waiting(gw: Gateway, *, workers: int = 0) -> list[BatchResult]:
-    """Every complete upload waiting in any creditor's inbox, one after another.
+    """Every complete upload waiting in any creditor's inbox, one after another: the
+    drop folders of the settings' ``sftp_mode`` (``dropbox.dropboxes``).
 
     A file that fails (the store is down, say) stays where it is for the next round;
     the others go on.
     """
     home = gw.settings.home
     results = []
-    for oin in dropbox.creditors(home):
-        for path in dropbox.complete_uploads(home, oin):
+    for oin, box in dropbox.dropboxes(gw.settings).items():
+        folders = folders_for(home, oin, receipts=box.receipts)
+        for path in dropbox.uploads_in(box.inbox):
             try:
                 results.append(
-                    process_file(
-                        gw,
-                        sender=OIN(oin),
-                        path=path,
-                        folders=folders_for(home, oin),
-                        workers=workers,
-                    )
+                    process_file(gw, sender=OIN(oin), path=path, folders=folders, workers=workers)
                 )
             except Exception:  # noqa: BLE001 (one bad round must not stop the others)
                 log.exception("batch file of %s not processed; retried next round", oin)

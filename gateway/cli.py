@@ -6,12 +6,13 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway import dropbox
 from gateway.batch import process_waiting
 from gateway.register import load_register
 from gateway.service import Gateway
@@ -21,6 +22,9 @@ from keys.errors import Error as KeysError
 from keys.home import ENV_HOME
 from keys.jwk import OIN, PublicKey, public_keys_from_jwks
 from keys.signed import sign_bytes, verify_bytes
+
+if TYPE_CHECKING:
+    from gateway.sftp import SFTPServerThread
 
 console = Console()
 
@@ -136,7 +140,10 @@ def serve(
     port 0 picks a free port; ``workers`` defaults to ``default_workers()``. With more
     than one worker, each worker process builds its own app from
     ``$SIGNAALPOORT_HOME``; they share the listening socket. The SFTP intake
-    (``gateway.sftp``) listens on the settings' ``sftp_listen_host`` and ``sftp_port``.
+    (``gateway.sftp``) listens on the settings' ``sftp_listen_host`` and ``sftp_port``;
+    with ``sftp_mode`` ``openssh`` there is no such server: OpenSSH writes the drop
+    folders of ``openssh_dropboxes``, which are checked before anything starts, and the
+    batch watcher reads them (docs/deploy-sftp.md).
     """
     workers = default_workers() if workers is None else workers
     # Imported here, so that the other commands do not load the web stack.
@@ -144,13 +151,15 @@ def serve(
     from uvicorn.supervisors import Multiprocess
 
     from gateway.api import create_app
-    from gateway.sftp import start_in_thread
     from gateway.tls import server_config
 
     if workers < 1:
         raise typer.BadParameter("workers must be at least 1")
     home = home.resolve()
     settings = Settings.load(home)
+    problems = dropbox.check_openssh(settings) if settings.sftp_mode == "openssh" else []
+    if problems:
+        raise typer.BadParameter("openssh_dropboxes: " + "; ".join(problems), param_hint="settings")
     host = settings.listen_host if host is None else host
     port = settings.listen_port if port is None else port
     # Migrate (and check the keys load) once, before workers could race to migrate.
@@ -164,6 +173,43 @@ def serve(
         config = server_config(app, settings, host=host, port=port, workers=1)
     sock = config.bind_socket()
     print(f"listening on https://{host}:{sock.getsockname()[1]} (mutual TLS)", flush=True)
+    sftp = _start_sftp(settings)
+    watcher = BatchWatcher(settings) if batches else None
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        if sftp is not None:
+            sftp.stop()
+
+
+class _EmbeddedSFTP:
+    """The embedded SFTP server of ``serve``, with the store connection it uses."""
+
+    def __init__(self, gw: Gateway, server: SFTPServerThread) -> None:
+        self.gw, self.server = gw, server
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.gw.close()
+
+
+def _start_sftp(settings: Settings) -> _EmbeddedSFTP | None:
+    """Start the embedded SFTP intake; in OpenSSH mode say instead which drop folders
+    the batch watcher reads."""
+    from gateway.sftp import start_in_thread
+
+    if settings.sftp_mode == "openssh":
+        for oin, box in dropbox.dropboxes(settings).items():
+            print(
+                f"watching {box.inbox} for {oin} (OpenSSH drop folder; receipts to {box.receipts})",
+                flush=True,
+            )
+        return None
     # The SFTP intake runs in a thread of this process with a store connection of its own.
     sftp_gw = Gateway.open(settings)
     try:
@@ -176,17 +222,7 @@ def serve(
         f"(creditors' SSH keys; host key {sftp.intake.host_key_fingerprint})",
         flush=True,
     )
-    watcher = BatchWatcher(settings) if batches else None
-    try:
-        if workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        sftp.stop()
-        sftp_gw.close()
+    return _EmbeddedSFTP(sftp_gw, sftp)
 
 
 class BatchWatcher:

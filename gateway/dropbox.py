@@ -11,13 +11,24 @@ is safe to use as a file name, in a receipt and in the audit log.
 
 Both the SFTP server (``gateway.sftp``) and the batch processor (``gateway.batch``)
 import the layout from here.
+
+In production the drop folders may instead be written by OpenSSH's ``internal-sftp``
+(``sftp_mode = "openssh"``, docs/deploy-sftp.md): one OS user per creditor, chrooted to a
+folder of its own that holds the same ``inbox/`` and ``receipts/``; the settings'
+``openssh_dropboxes`` name each creditor's folder. ``dropboxes`` gives the processor
+the folders of either mode.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.settings import Settings
 
 SFTP_DIR = "sftp"
 INBOX = "inbox"
@@ -108,9 +119,62 @@ def creditors(home: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if is_oin(p.name) and p.is_dir())
 
 
+@dataclass(frozen=True)
+class DropBox:
+    """Where one creditor's uploads arrive and where its receipts go back."""
+
+    inbox: Path
+    receipts: Path
+
+
+def dropboxes(settings: Settings) -> dict[str, DropBox]:
+    """Every creditor's drop folder by OIN, in order: the embedded layout in the home,
+    or the OpenSSH chroot folders the settings name."""
+    if settings.sftp_mode == "openssh":
+        return openssh_dropboxes(settings.openssh_dropboxes)
+    home = settings.home
+    return {oin: DropBox(inbox_dir(home, oin), receipts_dir(home, oin)) for oin in creditors(home)}
+
+
+def openssh_dropboxes(chroots: Mapping[str, Path]) -> dict[str, DropBox]:
+    """The drop folders in the OpenSSH chroot folders ``chroots`` (OIN -> folder)."""
+    return {oin: DropBox(chroots[oin] / INBOX, chroots[oin] / RECEIPTS) for oin in sorted(chroots)}
+
+
+def check_openssh(settings: Settings) -> list[str]:
+    """What is wrong with the OpenSSH drop folders, for ``serve`` to refuse to start.
+
+    Each chroot folder holds ``inbox/`` and ``receipts/``, real folders and not links;
+    ``receipts/`` is writable by no one but its owner (the creditor only reads it); and
+    the gateway's home is on the same file system, since judged uploads are renamed
+    out of the inbox into it.
+    """
+    problems = []
+    home = os.stat(settings.home)
+    for oin, box in openssh_dropboxes(settings.openssh_dropboxes).items():
+        for folder in (box.inbox, box.receipts):
+            try:
+                st = os.lstat(folder)
+            except OSError as exc:
+                problems.append(f"{oin}: {folder}: {exc.strerror}")
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                problems.append(f"{oin}: {folder} is not a folder (a link is not followed)")
+            elif folder == box.receipts and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                problems.append(f"{oin}: {folder} is group- or world-writable")
+            elif st.st_dev != home.st_dev:
+                problems.append(f"{oin}: {folder} is not on the file system of {settings.home}")
+    return problems
+
+
 def complete_uploads(home: Path, oin: str) -> list[Path]:
     """A creditor's complete uploads waiting in its inbox (regular files only), by name."""
-    inbox = inbox_dir(home, oin)
+    return uploads_in(inbox_dir(home, oin))
+
+
+def uploads_in(inbox: Path) -> list[Path]:
+    """The complete uploads waiting in ``inbox`` (regular files only, never a link), by
+    name."""
     if not inbox.is_dir():
         return []
     return sorted(

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.schema import Category
 
 DEFAULT_RETENTION_MONTHS = 6
-DEFAULT_SFTP_MAX_FILE_BYTES = 256 * 1024 * 1024
+DEFAULT_SFTP_MAX_FILE_BYTES = 1024 * 1024 * 1024  # 100,000 envelopes of 10 recipients: ~800 MiB
 
 
 _OIN = r"^[0-9]{20}$"
@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     sftp_max_file_bytes: int = Field(
         default=DEFAULT_SFTP_MAX_FILE_BYTES, gt=0, description="the largest file one upload may be"
     )
+    sftp_mode: Literal["embedded", "openssh"] = Field(
+        default="embedded",
+        description="embedded: serve's own SFTP server; openssh: OpenSSH writes the drop folders",
+    )
+    openssh_dropboxes: dict[str, Path] = Field(
+        default_factory=dict,
+        description="creditor OIN -> its OpenSSH chroot folder (holding inbox/ and receipts/)",
+    )
     batch_interval_seconds: float = Field(
         default=5.0, gt=0, description="how often serve looks for complete batch files"
     )
@@ -92,6 +100,24 @@ class Settings(BaseSettings):
         if any(months < 1 for months in value.values()):
             raise ValueError("retention must be at least one month")
         return {**{c: DEFAULT_RETENTION_MONTHS for c in Category}, **value}
+
+    @field_validator("openssh_dropboxes")
+    @classmethod
+    def _chroots(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for oin, folder in value.items():
+            if len(oin) != 20 or not oin.isdigit():
+                raise ValueError(f"{oin!r}: a drop box is named by the creditor's 20-digit OIN")
+            if not folder.is_absolute() or ".." in folder.parts:
+                raise ValueError(f"{oin}: the chroot folder must be an absolute path without ..")
+        if len(set(value.values())) != len(value):
+            raise ValueError("two creditors cannot share a chroot folder")
+        return value
+
+    @model_validator(mode="after")
+    def _openssh_needs_dropboxes(self) -> Self:
+        if self.sftp_mode == "openssh" and not self.openssh_dropboxes:
+            raise ValueError("sftp_mode openssh needs at least one entry in openssh_dropboxes")
+        return self
 
     @classmethod
     def settings_customise_sources(

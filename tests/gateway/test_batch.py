@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -297,3 +298,42 @@ def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
     ]  # fmt: skip
     assert stored(gw) == 6
     gw.close()
+
+
+def test_an_upload_replaced_after_it_was_judged_stays_for_the_next_round(
+    gw: Gateway, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = drop.envelopes(2)
+    path = drop.upload("swap.jsonl", [first])
+    real = batch._deliver
+
+    def replaced_meanwhile(*args: Any) -> batch.BatchResult:
+        # The creditor renames another complete file over it.
+        os.replace(drop.upload("other.jsonl", [second]), path)
+        return real(*args)
+
+    monkeypatch.setattr(batch, "_deliver", replaced_meanwhile)
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    assert result.moved_to == path and path.exists()
+    assert outcomes(drop.receipt(result)) == [("accepted", None)]
+    monkeypatch.setattr(batch, "_deliver", real)
+    again = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    assert again.file_id != result.file_id and not path.exists()
+    assert stored(gw) == 2
+
+
+def test_an_upload_on_another_file_system_is_copied_out_then_removed(
+    gw: Gateway, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = drop.upload("far.jsonl", drop.envelopes(1))
+    real = os.replace
+
+    def across_devices(src: Any, dst: Any) -> None:
+        if Path(src) == path:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst)
+
+    monkeypatch.setattr(batch.os, "replace", across_devices)
+    content = path.read_bytes()
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders)
+    assert not path.exists() and result.moved_to.read_bytes() == content
