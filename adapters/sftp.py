@@ -36,6 +36,8 @@ USER_PIN = "sftp-user"
 DEFAULT_ADDRESS = ("localhost", 2222)
 RECEIPT_SUFFIX = ".receipt.jws"
 ATTEMPTS = 3
+RETRY_PAUSE = 2.0
+"""Seconds before the second attempt; twice that before the third."""
 CLOCK_SKEW = 300
 """Seconds a receipt's ``iat`` may lie before the upload began (the clocks differ)."""
 Progress = Callable[[int, int], None]
@@ -135,7 +137,7 @@ class SftpClient:
                     raise TransportFailed(
                         f"upload failed after {ATTEMPTS} attempts: {type(exc).__name__}"
                     ) from None
-                time.sleep(min(2.0 * attempt, 10.0))
+                time.sleep(RETRY_PAUSE * attempt)
 
     def receipt(self, name: str) -> str | None:
         """The receipt now in ``receipts/`` for the batch file ``name``, if any."""

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import paramiko
 import pytest
 
+import adapters.sftp
 import signaalpoort
 from adapters.sftp import ADDRESS_PIN
 from gateway.cli import BatchWatcher
@@ -84,3 +86,26 @@ def test_send_over_sftp_exits_non_zero_when_lines_are_refused(demo: Path, served
     receipt = json.loads(export.with_name("notices.csv.receipt.json").read_text())
     assert receipt["counts"]["refused"] == 4
     assert receipt["reasons"] == {"jti_reused": 4}
+
+
+def test_a_connection_dropped_mid_upload_is_retried_and_delivered_once(
+    demo: Path, served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = paramiko.SFTPFile.write
+    calls = {"n": 0}
+
+    def drop_once(self: paramiko.SFTPFile, data: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            self.sftp.sock.get_transport().close()  # the line goes dead mid-upload
+            raise EOFError("connection lost")
+        real(self, data)
+
+    monkeypatch.setattr(adapters.sftp, "RETRY_PAUSE", 0.1)
+    monkeypatch.setattr(paramiko.SFTPFile, "write", drop_once)
+    export = demo / "energie" / "notices.csv"
+    send = ("send", "--home", str(demo / "energie"), str(export), "--via", "sftp")
+    assert _cli(*send, "--gateway", served) == 0
+    receipt = json.loads(export.with_name("notices.csv.receipt.json").read_text())
+    assert receipt["counts"] == {"accepted": 4, "duplicate": 0, "refused": 0}
+    assert calls["n"] > 1
