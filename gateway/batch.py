@@ -29,7 +29,7 @@ import shutil
 import stat
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -260,7 +260,8 @@ def _judge(
     workers: int,
 ) -> None:
     """Judge the lines not judged before, a chunk per transaction; with ``workers``,
-    that many processes judge chunks at once (the cryptography is most of the work)."""
+    that many processes (this one among them) judge chunks at once (the cryptography
+    is most of the work)."""
     with gw.engine.connect() as conn:
         done = set(
             conn.execute(select(batch_lines.c.line).where(batch_lines.c.file_id == file_id))
@@ -272,18 +273,24 @@ def _judge(
         for chunk in chunks:
             _judge_chunk(gw, sender, file_id, receipt_id, chunk)
         return
+    # This process judges chunks too, beside workers - 1 helpers: one process less to
+    # hold the whole stack in memory.
+    helpers = workers - 1
     context = multiprocessing.get_context("spawn")
     home = str(gw.settings.home)
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(home,)
+        helpers, mp_context=context, initializer=_start_worker, initargs=(home,)
     ) as pool:
         pending: set[Future[None]] = set()
         for chunk in chunks:
-            pending.add(pool.submit(_worker_chunk, sender, file_id, receipt_id, chunk))
-            if len(pending) >= 2 * workers:  # a bounded number of chunks in memory
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    future.result()
+            finished = {future for future in pending if future.done()}
+            for future in finished:
+                future.result()
+            pending -= finished
+            if len(pending) < 2 * helpers:  # each helper busy, one chunk queued
+                pending.add(pool.submit(_worker_chunk, sender, file_id, receipt_id, chunk))
+            else:
+                _judge_chunk(gw, sender, file_id, receipt_id, chunk)
         for future in pending:
             future.result()
 

@@ -292,10 +292,12 @@ def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
     good = drop.envelopes(6)
     path = drop.upload("parallel.jsonl", [*good[:3], b"not json", *good[3:], good[0]])
     result = process_file(gw, sender=ZORG, path=path, folders=drop.folders, workers=2)
-    assert outcomes(drop.receipt(result)) == [
-        *[("accepted", None)] * 3, ("refused", "envelope_invalid"),
-        *[("accepted", None)] * 3, ("duplicate", None),
+    judged = outcomes(drop.receipt(result))
+    assert judged[1:7] == [
+        *[("accepted", None)] * 2, ("refused", "envelope_invalid"), *[("accepted", None)] * 3
     ]  # fmt: skip
+    # Lines 0 and 7 carry the same notice; chunks are judged at once, so either may win.
+    assert sorted([judged[0], judged[7]]) == [("accepted", None), ("duplicate", None)]
     assert stored(gw) == 6
     gw.close()
 
