@@ -540,6 +540,24 @@ def keys_import_ssh(
         console.print(f"SSH key {key.fingerprint} was registered for {partner} already")
 
 
+@keys_app.command("revoke-ssh")
+def keys_revoke_ssh(
+    fingerprint: Annotated[str, typer.Argument(help="the key's SHA256:... fingerprint")],
+    home: HomeOption = None,
+) -> None:
+    """At the gateway: refuse a creditor's SSH key at the SFTP intake from now on."""
+    gw = _gateway(PartyHome.resolve(home))
+    try:
+        with gw.engine.begin() as conn:
+            revoked = gw.directory.revoke_ssh_key(conn, fingerprint, now=gw.clock.now())
+    finally:
+        gw.close()
+    if not revoked:
+        err.print(f"no unrevoked SSH key {fingerprint}")
+        raise typer.Exit(EXIT_CONFIG)
+    console.print(f"revoked SSH key {fingerprint}")
+
+
 @app.command()
 def serve(
     home: HomeOption = None,

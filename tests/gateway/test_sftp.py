@@ -692,6 +692,20 @@ def test_demo_creditors_log_in_with_the_keys_in_their_homes(
             workdir=tmp_path,
         )
         assert fresh.returncode == 0, fresh.stderr
+
+        # Revoked, it is refused at once; revoking it again is an error.
+        revoke = ("keys", "revoke-ssh", new.fingerprint, "--home", str(gateway))
+        assert cli(*revoke) == 0
+        assert cli(*revoke) == signaalpoort.EXIT_CONFIG
+        refused = run_sftp(
+            "ls\n",
+            port=server.port,
+            user=oin,
+            key=tmp_path / "rotated" / IDENTITY_FILE,
+            host_key=pinned,
+            workdir=tmp_path,
+        )
+        assert refused.returncode != 0
     finally:
         server.stop()
         gw.close()
