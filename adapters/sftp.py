@@ -59,7 +59,6 @@ class SftpClient:
         user: str | None = None,
         timeout: float = 30,
     ) -> None:
-        self._home = home
         # The embedded server knows a creditor by its OIN; an OpenSSH server by the OS
         # user the municipality made for it (pins/sftp-user).
         self._user = user or _pinned(home, USER_PIN) or home.identity().oin

@@ -63,6 +63,7 @@ LABELS = frozenset({"geregelde_betaling", "schuldhulp"})
 LABELS_HEADER = frozenset({"labels", "gemeente", "created"})
 TYPE_BITS = {kind: 1 << bit for bit, kind in enumerate(TOKEN_TYPES)}
 """The bit of each token type in ``register_persons.types``."""
+REGISTER_ACTIVITY = "vroegsignalering: laden register"
 DISTRICT_MAX = 16  # register_persons.district
 KID_MAX = 64
 
@@ -253,10 +254,34 @@ def load_register(
 
     ``by`` is the OIN of the municipality that delivered the file (the audit event's
     organisation). Raises ``RegisterInvalid`` (naming the line) on the first line that
-    does not fit, leaving the register in use as it was.
+    does not fit, leaving the register in use as it was; the refusal is audited.
     """
     if not _fullmatch(_GEMEENTE, gemeente):
         raise ValueError("a gemeente code is four digits")
+    try:
+        return _load(gw, path, gemeente=gemeente, by=by, labels=labels)
+    except RegisterInvalid as exc:
+        with gw.engine.begin() as conn:
+            gw.audit.append(
+                conn,
+                [
+                    step(
+                        action="register.refused",
+                        obj=gemeente,
+                        result="refused",
+                        reason=exc.code,
+                        organisation=by,
+                        role="municipality",
+                        activity=REGISTER_ACTIVITY,
+                        now=gw.clock.now(),
+                        line=str(exc.line),
+                    )
+                ],
+            )
+        raise
+
+
+def _load(gw: Gateway, path: Path, *, gemeente: str, by: str, labels: Path | None) -> LoadResult:
     labelled = _check_labels(labels, gemeente=gemeente) if labels is not None else {}
     records = _lines(path)
     first = next(records, None)
@@ -301,7 +326,7 @@ def load_register(
                         result="loaded",
                         organisation=by,
                         role="municipality",
-                        activity="vroegsignalering: laden register",
+                        activity=REGISTER_ACTIVITY,
                         now=now,
                         persons=str(loaded.persons),
                         labelled=str(loaded.labelled),

@@ -351,3 +351,20 @@ def test_bad_labels_refuse_the_whole_load(
         )
     assert caught.value.line == line
     assert register_stats(gw.engine, GEMEENTE)["version"] == 0
+
+
+def test_a_refused_load_is_audited_with_its_line_and_no_value(gw: Gateway, tmp_path: Path) -> None:
+    secret = "p-" + "S" * 21
+    path = write(tmp_path / "bad.jsonl", [header(), person(), person(pseudonym=secret)])
+    with pytest.raises(RegisterInvalid):
+        load_register(gw, path, gemeente=GEMEENTE, by=AMSTERDAM)
+    with reading(gw.engine) as conn:
+        events = [json.loads(d) for d in conn.execute(select(audit_events.c.data)).scalars()]
+    [refused] = [e for e in events if e["action"] == "register.refused"]
+    assert (refused["object"], refused["reason"], refused["line"]) == (
+        GEMEENTE,
+        "register_invalid",
+        "3",
+    )
+    assert refused["organisation"] == AMSTERDAM
+    assert secret not in json.dumps(events)
