@@ -27,7 +27,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from adapters import profile
-from adapters.cli import inbox_app, register_app, send
+from adapters.cli import inbox_app, objection_app, register_app, send
 from adapters.creditor import BSN_CATEGORIES, GATEWAY_PIN, Creditor, person_fields, read_export
 from adapters.errors import AdapterError
 from adapters.municipality import Municipality
@@ -48,16 +48,23 @@ from gateway.cli import (
     audit_app,
     batch_run,
     config_app,
+    consent_app,
+    forget,
     import_partner_keys,
+    objection_load,
+    partner_app,
     partner_keys_table,
     register_load,
+    retention_app,
     revoke_partner_key,
 )
 from gateway.clock import FixedClock
 from gateway.dropbox import ensure_dropbox
 from gateway.errors import GatewayError
 from gateway.matching import Matcher
+from gateway.partnerships import add_partnership
 from gateway.register import load_register
+from gateway.schema import Category
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.store.auditlog import AuditLog
@@ -98,6 +105,12 @@ app.command("send")(send)
 batch_app = typer.Typer(help="SFTP batch files at the gateway.", no_args_is_help=True)
 batch_app.command("run")(batch_run)
 app.add_typer(batch_app, name="batch")
+app.add_typer(partner_app, name="partner")
+app.add_typer(consent_app, name="consent")
+objection_app.command("load")(objection_load)
+app.add_typer(objection_app, name="objection")
+app.add_typer(retention_app, name="retention")
+app.command("forget")(forget)
 
 HomeOption = Annotated[
     Path | None,
@@ -146,6 +159,8 @@ DEMO_PARTIES = (
     ),
 )
 DEFAULT_TEAM = "noord"
+DEMO_PARTNERSHIP_AGE = timedelta(days=365)
+"""The demo's creditors have had their partnerships with Amsterdam for a year."""
 DEMO_GATEWAY_URL = "https://localhost:8443"
 DEMO_SFTP_ADDRESS = "localhost:2222"
 
@@ -261,6 +276,19 @@ def init_demo(directory: Path, *, now: datetime, teams: int = 0) -> None:
             gw.directory.store_outreach_keyset(
                 conn, gemeente=GEMEENTE, signed=signed_keyset, now=now
             )
+            for party in parties:
+                if party.category is not None:
+                    add_partnership(
+                        conn,
+                        gemeente=GEMEENTE,
+                        creditor=party.oin,
+                        categories=[Category(party.category)],
+                        starts=(now - DEMO_PARTNERSHIP_AGE).date(),
+                        ends=None,
+                        by=AMSTERDAM_OIN,
+                        now=now,
+                        audit=gw.audit,
+                    )
         register, labels = _demo_register(homes["amsterdam"], now=now)
         load_register(gw, register, gemeente=GEMEENTE, by=AMSTERDAM_OIN, labels=labels)
     finally:
@@ -783,6 +811,7 @@ EXIT_CODES: dict[str, int] = {
     "person_unknown": EXIT_REFUSED,
     "not_routable": EXIT_REFUSED,
     "ssh_key_in_use": EXIT_CONFIG,
+    "policy_conflict": EXIT_REFUSED,
     # adapters
     "adapter_error": EXIT_CONFIG,
     "row_invalid": EXIT_REFUSED,

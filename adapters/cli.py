@@ -18,6 +18,7 @@ from rich.table import Table
 from adapters.creditor import GATEWAY_PIN, Creditor, SendResult, read_export, send_rows
 from adapters.errors import NotEnrolled
 from adapters.municipality import Municipality
+from adapters.objection import objection, objection_from_brp
 from adapters.profile import load_profile
 from adapters.register import (
     PseudonymKey,
@@ -33,7 +34,7 @@ from adapters.sftp import SftpClient, SftpTransport
 from adapters.team import Team, pull_to_file
 from keys.home import PartyHome
 from keys.jwk import public_keys_from_jwks
-from keys.tokens import Tokeniser
+from keys.tokens import PersonFields, Tokeniser
 
 console = Console()
 EXIT_REFUSED = 1  # docs/reason-codes.md: something was refused
@@ -261,3 +262,75 @@ def register_labels(
     )
     count = write_labels(out, records)
     typer.echo(f"{count} person(s) with labels written to {out}")
+
+
+objection_app = typer.Typer(
+    help="Objections: the municipality records them, the gateway stops matching signals.",
+    no_args_is_help=True,
+)
+
+
+@objection_app.command("add")
+def objection_add(
+    ref: Annotated[str, typer.Option("--ref", help="the municipality's reference")],
+    out: Annotated[Path, typer.Option("--out", help="the objection file to write (JSON)")],
+    home: HomeOption = None,
+    bsn: Annotated[str | None, typer.Option("--bsn", help="look the person up by BSN")] = None,
+    brp: Annotated[Path | None, typer.Option("--brp", help="the BRP extract (brp.csv)")] = None,
+    achternaam: Annotated[str, typer.Option(help="for a person not in the extract")] = "",
+    voorvoegsel: Annotated[str, typer.Option()] = "",
+    voorletters: Annotated[str, typer.Option()] = "",
+    geboortedatum: Annotated[str, typer.Option(help="YYYY-MM-DD")] = "",
+    postcode: Annotated[str, typer.Option()] = "",
+    huisnummer: Annotated[str, typer.Option()] = "",
+    creditor: Annotated[
+        list[str] | None, typer.Option("--creditor", help="only this creditor (repeatable)")
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="only this category (repeatable)")
+    ] = None,
+    starts: Annotated[
+        datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="default today")
+    ] = None,
+    ends: Annotated[datetime | None, typer.Option("--until", formats=["%Y-%m-%d"])] = None,
+) -> None:
+    """Record a person's objection as tokens and pseudonym, for the gateway to register
+    (``signaalpoort objection load``); name, BSN and address stay here."""
+    municipality = Municipality(PartyHome.resolve(home))
+    try:
+        tokeniser = Tokeniser(municipality.linkage_secret())
+    except FileNotFoundError:
+        raise NotEnrolled("this home holds no linkage secret") from None
+    common: dict[str, Any] = {
+        "ref": ref,
+        "gemeente": municipality.gemeente,
+        "tokeniser": tokeniser,
+        "starts": (starts or datetime.now(UTC)).date(),
+        "ends": ends.date() if ends else None,
+        "creditors": creditor or [],
+        "categories": category or [],
+    }
+    record = None
+    if bsn is not None:
+        if brp is None:
+            raise typer.BadParameter("--bsn needs --brp", param_hint="--brp")
+        record = objection_from_brp(
+            read_brp(brp),
+            bsn,
+            pseudonyms=PseudonymKey.load(municipality.home.secrets_dir),
+            **common,
+        )
+    if record is None:
+        person = PersonFields.from_creditor(
+            achternaam=achternaam,
+            voorvoegsel=voorvoegsel,
+            voorletters=voorletters,
+            geboortedatum=geboortedatum,
+            postcode=postcode,
+            huisnummer=huisnummer,
+            bsn=bsn or "",
+        )
+        record = objection(person=person, pseudonym=None, **common)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    found = "in the register" if record["person"] else "by tokens only (not in the extract)"
+    typer.echo(f"objection {ref} written to {out}: {found}")

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -192,7 +192,7 @@ class Creditor:
             "bedrag": profile.amount(row),
             "ontstaansdatum": profile.iso_date(row, "ontstaansdatum"),
             "signaaldatum": profile.iso_date(row, "signaaldatum"),
-            "attestations": dict(row.attestations),
+            "attestations": attestations(row),
             "tokens": notice_tokens(
                 self.tokeniser(gemeente), person, include_bsn=category in BSN_CATEGORIES
             ),
@@ -213,6 +213,28 @@ class Creditor:
 def notice_jti(creditor: str, ref: str) -> str:
     """The deterministic notice id (docs/envelope.md): UUIDv5 of creditor and reference."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:signaalpoort:notice:{creditor}:{ref}"))
+
+
+YES = frozenset({"ja", "j", "yes", "true", "1"})
+NO = frozenset({"nee", "n", "no", "false", "0"})
+
+
+def attestations(row: profile.Row) -> dict[str, str | bool]:
+    """The row's attestations as the notice carries them: a date stays a ``YYYY-MM-DD``
+    string, ``ja``/``nee`` (or ``true``/``false``, ``1``/``0``) become booleans."""
+    out: dict[str, str | bool] = {}
+    for name, value in row.attestations.items():
+        word = value.strip().lower()
+        if word in YES or word in NO:
+            out[name] = word in YES
+            continue
+        try:
+            out[name] = date.fromisoformat(value).isoformat() if len(value) == 10 else ""
+        except ValueError:
+            out[name] = ""
+        if not out[name]:
+            raise RowInvalid(row.line, f"attest_{name}", "not a date YYYY-MM-DD nor ja/nee")
+    return out
 
 
 def person_fields(row: profile.Row, category: str) -> PersonFields:

@@ -48,6 +48,23 @@ REQUIRED = (
     "bsn",
 )
 OPTIONAL = ("stage", "stage_date", "klantnummer", "signaalpartner")
+ATTESTATIONS = (
+    "persoonlijkContact",
+    "schriftelijkeHerinnering",
+    "gewezenOpSchuldhulp",
+    "geenBezwaarDoorgifte",
+    "eersteHerinnering",
+    "tweedeHerinnering",
+    "derdeHerinnering",
+    "einddatumContract",
+    "herinnering",
+    "geenBezwaar",
+    "premieachterstandSinds",
+    "aanmaning",
+    "geenUitstel",
+)
+"""The attestations the gateway's default policy asks for (docs/policy.md): the shipped
+profiles map a column to each, ``attest_<name>``."""
 ATTESTATION_PREFIX = "attest_"
 AMOUNT_COLUMN = "bedrag"
 DATE_COLUMNS = ("geboortedatum", "ontstaansdatum", "signaaldatum", "stage_date")

@@ -54,7 +54,11 @@ def seal_part(args: tuple[str, str, int, int]) -> list[str]:
     with RestClient(home, url) as client:
         return [
             creditor.seal_row(
-                profile.Row(i, {**rows[i % len(rows)].values, "ref": f"BENCH-{i}"}, {}),
+                profile.Row(
+                    i,
+                    {**rows[i % len(rows)].values, "ref": f"BENCH-{i}"},
+                    rows[i % len(rows)].attestations,
+                ),
                 client,
                 now=now,
             ).envelope

@@ -49,6 +49,8 @@ from signaalpoort import AMSTERDAM_OIN, GEMEENTE, LocalTransport, init_demo
 
 EXTRA_TEAMS = 7  # noord, zuid, the back office and seven more: 10 outreach recipients
 CREDITOR = "zorg"
+ATTESTED = {"premieachterstandSinds": "2025-01-01"}
+"""What a ZORG notice attests (the default policy): arrears since before any 2026 signal."""
 TARGETS = {"processing_seconds": 60, "peak_memory_mb": 500}
 
 
@@ -93,7 +95,7 @@ def seal_part(args: tuple[str, list[dict[str, str]]]) -> list[str]:
     try:
         for i, values in enumerate(rows):
             try:
-                sealed = creditor.seal_row(profile.Row(i + 2, values, {}), transport, now=now)
+                sealed = creditor.seal_row(profile.Row(i + 2, values, ATTESTED), transport, now=now)
             except RowInvalid:
                 continue  # a postcode outside the municipality: not this gateway's
             lines.append(json.dumps({"envelope": sealed.envelope}))

@@ -21,6 +21,7 @@ Status codes and error codes (the contract partners code against):
     404 not_found         no such resource for this partner
     404 person_unknown    resolve: no such pseudonym in the municipality's register
     409 not_routable      resolve: the person's team has no key in the outreach key set
+    409 policy_conflict   a partnership, consent or objection that cannot be registered
     413 too_large         the body exceeds the limit (from Content-Length, then counted)
     400 body_invalid      not JSON, not the documented shape, too many items
     503 store_unavailable the database cannot be reached
@@ -35,8 +36,9 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,8 +54,26 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import inbox, ingest, withdraw
-from gateway.errors import NotResolvable, NotRoutable, PersonUnknown, StoreError
+from gateway.errors import (
+    NotResolvable,
+    NotRoutable,
+    PartnerUnknown,
+    PersonUnknown,
+    PolicyConflict,
+    StoreError,
+)
 from gateway.partners import Partner
+from gateway.partnerships import (
+    ConsentIn,
+    ObjectionIn,
+    add_objection,
+    add_partnership,
+    end_partnership,
+    list_partnerships,
+    register_consent,
+    withdraw_consent,
+)
+from gateway.schema import Category
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.store.engine import reading
@@ -235,6 +255,7 @@ AnyPartner = Annotated[Partner, Depends(_role("creditor", "team", "backoffice", 
 Creditor = Annotated[Partner, Depends(_role(*CREDITOR_ROLES))]
 InboxHolder = Annotated[Partner, Depends(_role(*INBOX_ROLES))]
 BackOffice = Annotated[Partner, Depends(_role(*BACKOFFICE_ROLES))]
+MunicipalityRole = Annotated[Partner, Depends(_role("municipality"))]
 
 
 # -- bodies --------------------------------------------------------------------------
@@ -440,6 +461,59 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
 
 
+class PartnershipIn(BaseModel):
+    """A partnership the municipality registers: a creditor, its categories, its dates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    creditor: str = Field(pattern=r"^[0-9]{20}$")
+    categories: list[Category] = Field(min_length=1, max_length=len(Category))
+    starts: date
+    ends: date | None = Field(default=None, description="the first day it no longer holds")
+
+
+class PartnershipEndIn(BaseModel):
+    """When the partnership ends (the first day it no longer holds; default today)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ends: date | None = None
+
+
+class PartnershipOut(BaseModel):
+    """A partnership and its state today."""
+
+    id: int
+    gemeente: str
+    creditor: str
+    categories: list[str]
+    starts: date
+    ends: date | None
+    state: Literal["not_yet_valid", "valid", "ended"]
+
+
+class PartnershipsOut(BaseModel):
+    """The municipality's partnerships, oldest first."""
+
+    items: list[PartnershipOut]
+
+
+class RegisteredOut(BaseModel):
+    """The id of what was registered."""
+
+    id: int
+
+
+class ConsentWithdrawnOut(BaseModel):
+    """The consent, withdrawn, and how many queued signals it stopped."""
+
+    ref: str
+    stopped: int
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
 def _request_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
     # The routes read their bodies themselves (limits first), so FastAPI would not know
     # them; this documents them in the schema.
@@ -591,6 +665,170 @@ def _routes(gw: Gateway) -> APIRouter:
         except NotRoutable as exc:
             raise _Refusal(409, exc.code, "the person's team cannot receive signals") from exc
         return ResolveOut(id=done.id, status=done.status, team=done.team)
+
+    def own_gemeente(partner: Partner) -> str:
+        with reading(gw.engine) as conn:
+            gemeente = gw.directory.partner(conn, partner.oin).get("gemeente")
+        if not isinstance(gemeente, str):
+            raise _Refusal(403, "forbidden", "the municipality has no gemeente registered")
+        return gemeente
+
+    def parsed(model: type[_Model], body: bytes) -> _Model:
+        try:
+            return model.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            raise _body_invalid(f"the body is not a {model.__name__}") from exc
+
+    def shown(row: Any, today: date) -> PartnershipOut:
+        p = row.partnership
+        return PartnershipOut(
+            id=p.id,
+            gemeente=p.gemeente,
+            creditor=p.creditor,
+            categories=sorted(p.categories),
+            starts=p.period.starts,
+            ends=p.period.ends,
+            state=p.period.state(today),
+        )
+
+    @router.post(
+        "/v1/partnerships",
+        response_model=RegisteredOut,
+        summary="Register a partnership of this municipality with a creditor",
+        responses=_errors(*authenticated, 400, 404, 409, 413),
+        openapi_extra=_request_body(PartnershipIn),
+        tags=["municipality"],
+    )
+    async def partnership_add(request: Request, partner: MunicipalityRole) -> RegisteredOut:
+        wanted = parsed(PartnershipIn, await _read_body(request, MAX_SMALL_BODY_BYTES))
+        gemeente = await run_in_threadpool(own_gemeente, partner)
+
+        def add() -> int:
+            with gw.engine.begin() as conn:
+                return add_partnership(
+                    conn,
+                    gemeente=gemeente,
+                    creditor=wanted.creditor,
+                    categories=wanted.categories,
+                    starts=wanted.starts,
+                    ends=wanted.ends,
+                    by=partner.oin,
+                    now=gw.clock.now(),
+                    audit=gw.audit,
+                )
+
+        try:
+            return RegisteredOut(id=await run_in_threadpool(add))
+        except PartnerUnknown as exc:
+            raise _Refusal(404, exc.code, "no such creditor") from exc
+        except PolicyConflict as exc:
+            raise _Refusal(409, exc.code, str(exc)) from exc
+
+    @router.get(
+        "/v1/partnerships",
+        response_model=PartnershipsOut,
+        summary="This municipality's partnerships, with their state today",
+        responses=_errors(*authenticated),
+        tags=["municipality"],
+    )
+    def partnership_list(partner: MunicipalityRole) -> PartnershipsOut:
+        gemeente = own_gemeente(partner)
+        today = gw.clock.now().date()
+        with reading(gw.engine) as conn:
+            rows = list_partnerships(conn, gemeente=gemeente)
+        return PartnershipsOut(items=[shown(r, today) for r in rows])
+
+    @router.post(
+        "/v1/partnerships/{partnership_id}/end",
+        response_model=RegisteredOut,
+        summary="End one of this municipality's partnerships (today by default)",
+        responses=_errors(*authenticated, 400, 404, 413),
+        openapi_extra=_request_body(PartnershipEndIn, required=False),
+        tags=["municipality"],
+    )
+    async def partnership_end(
+        partnership_id: int, request: Request, partner: MunicipalityRole
+    ) -> RegisteredOut:
+        wanted = parsed(PartnershipEndIn, await _read_body(request, MAX_SMALL_BODY_BYTES))
+        gemeente = await run_in_threadpool(own_gemeente, partner)
+
+        def end() -> bool:
+            now = gw.clock.now()
+            with gw.engine.begin() as conn:
+                return end_partnership(
+                    conn,
+                    partnership_id,
+                    gemeente=gemeente,
+                    ends=wanted.ends or now.date(),
+                    by=partner.oin,
+                    now=now,
+                    audit=gw.audit,
+                )
+
+        if not 0 < partnership_id <= MAX_ID or not await run_in_threadpool(end):
+            raise _not_found("partnership")
+        return RegisteredOut(id=partnership_id)
+
+    @router.post(
+        "/v1/objections",
+        response_model=RegisteredOut,
+        summary="Register a resident's objection (pseudonym and match tokens only)",
+        responses=_errors(*authenticated, 400, 409, 413),
+        openapi_extra=_request_body(ObjectionIn),
+        tags=["municipality"],
+    )
+    async def objection_add(request: Request, partner: MunicipalityRole) -> RegisteredOut:
+        wanted = parsed(ObjectionIn, await _read_body(request, MAX_SMALL_BODY_BYTES))
+        if wanted.gemeente != await run_in_threadpool(own_gemeente, partner):
+            raise _Refusal(403, "forbidden", "only for the municipality's own gemeente")
+
+        def add() -> int:
+            with gw.engine.begin() as conn:
+                return add_objection(
+                    conn, wanted, by=partner.oin, now=gw.clock.now(), audit=gw.audit
+                )
+
+        try:
+            return RegisteredOut(id=await run_in_threadpool(add))
+        except PolicyConflict as exc:
+            raise _Refusal(409, exc.code, str(exc)) from exc
+
+    @router.post(
+        "/v1/consents",
+        response_model=RegisteredOut,
+        summary="Register a resident's consent to this creditor's signals (by tokens)",
+        responses=_errors(*authenticated, 400, 409, 413),
+        openapi_extra=_request_body(ConsentIn),
+        tags=["creditor"],
+    )
+    async def consent_add(request: Request, partner: Creditor) -> RegisteredOut:
+        wanted = parsed(ConsentIn, await _read_body(request, MAX_SMALL_BODY_BYTES))
+        if wanted.creditor != partner.oin:
+            raise _Refusal(403, "forbidden", "a creditor registers its own consents only")
+        try:
+            new_id = await run_in_threadpool(register_consent, gw, wanted, by=partner.oin)
+        except PolicyConflict as exc:
+            raise _Refusal(409, exc.code, str(exc)) from exc
+        return RegisteredOut(id=new_id)
+
+    @router.post(
+        "/v1/consents/{ref}/withdraw",
+        response_model=ConsentWithdrawnOut,
+        summary="Withdraw a consent: new notices refused, queued signals stopped",
+        responses=_errors(*authenticated, 404),
+        tags=["creditor"],
+    )
+    def consent_withdraw(ref: str, partner: Creditor) -> ConsentWithdrawnOut:
+        if _JTI.match(ref) is None:
+            raise _not_found("consent")
+        with gw.engine.begin() as conn:
+            stopped = withdraw_consent(
+                conn, creditor=partner.oin, ref=ref, by=partner.oin, now=gw.clock.now(),
+                audit=gw.audit,
+            )  # fmt: skip
+        if stopped is None:
+            raise _not_found("consent")
+        return ConsentWithdrawnOut(ref=ref, stopped=stopped)
 
     @router.get(
         "/.well-known/jwks.json",

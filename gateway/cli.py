@@ -5,19 +5,36 @@ from __future__ import annotations
 import json
 import os
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 from gateway import dropbox
 from gateway.batch import process_waiting
+from gateway.errors import PartnerUnknown
+from gateway.partnerships import (
+    ConsentIn,
+    ObjectionIn,
+    add_objection,
+    add_partnership,
+    end_partnership,
+    list_partnerships,
+    register_consent,
+    stop_without_consent,
+    withdraw_consent,
+)
 from gateway.register import load_register
+from gateway.retention import RetentionJob, check_pseudonym, forget_person, purge_expired
+from gateway.schema import Category
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.store.engine import reading
+from gateway.store.schema import partners
 from keys.errors import Error as KeysError
 from keys.home import ENV_HOME
 from keys.jwk import OIN, PublicKey, public_keys_from_jwks
@@ -32,6 +49,10 @@ HomeOption = Annotated[Path, typer.Option("--home", help="the gateway's home dir
 
 config_app = typer.Typer(help="The gateway's configuration.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Retention: purge expired signals and destroy their buckets' keys.",
+    no_args_is_help=True,
+)
 
 CHECKPOINT_TYP = "audit-checkpoint+jwt"
 APP_FACTORY = "gateway.api:app_from_env"
@@ -175,12 +196,16 @@ def serve(
     print(f"listening on https://{host}:{sock.getsockname()[1]} (mutual TLS)", flush=True)
     sftp = _start_sftp(settings)
     watcher = BatchWatcher(settings) if batches else None
+    janitor = RetentionJob(
+        Gateway.open(settings), interval=settings.retention_interval_seconds, owns_gateway=True
+    )
     try:
         if workers > 1:
             Multiprocess(config, sockets=[sock]).run()
         else:
             uvicorn.Server(config).run(sockets=[sock])
     finally:
+        janitor.stop()
         if watcher is not None:
             watcher.stop()
         if sftp is not None:
@@ -289,3 +314,241 @@ def register_load(
         f"{result.persons} persons, {result.tokens} tokens, {result.labelled} with labels"
         + (f" ({result.labels_dropped} labels for persons not in it dropped)" if labels else "")
     )
+
+
+@retention_app.command("run")
+def retention_run(home: HomeOption) -> None:
+    """Purge every expired bucket now, keeping open cases, and destroy its master key."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        result = purge_expired(gw)
+    finally:
+        gw.close()
+    table = Table("bucket", "notices deleted", "deliveries deleted", "open cases kept", "moved to")
+    for purged in result.purged:
+        table.add_row(
+            purged.bucket,
+            str(purged.notices),
+            str(purged.deliveries),
+            str(purged.kept),
+            purged.moved_to or "",
+        )
+    console.print(table)
+    console.print(
+        f"{len(result.purged)} buckets purged: {result.notices} notices and "
+        f"{result.deliveries} deliveries deleted, {result.kept} open cases kept; "
+        f"{len(result.shredded)} master keys destroyed"
+    )
+
+
+def forget(
+    home: HomeOption,
+    pseudonym: Annotated[
+        str,
+        typer.Option("--pseudonym", help="the person's pseudonym (register pseudonym --bsn)"),
+    ],
+) -> None:
+    """Erase one person's signals on request: notices and deliveries, audited."""
+    try:
+        check_pseudonym(pseudonym)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pseudonym") from None
+    gw = Gateway.open(Settings.load(home))
+    try:
+        result = forget_person(gw, pseudonym=pseudonym)
+    finally:
+        gw.close()
+    console.print(f"erased {result.notices} notices and {result.deliveries} deliveries")
+
+
+# -- policy: partnerships, objections, consents -----------------------------------------
+
+partner_app = typer.Typer(
+    help="Partnerships: which creditors a municipality receives signals from.",
+    no_args_is_help=True,
+)
+consent_app = typer.Typer(help="Consent records (by match tokens).", no_args_is_help=True)
+
+CategoriesOption = Annotated[
+    str, typer.Option("--categories", help="comma-separated categories, e.g. HUUR,ENERGIE")
+]
+
+
+def _categories(text: str) -> list[Category]:
+    try:
+        return [Category(c.strip().upper()) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            "one or more of " + ", ".join(c.value for c in Category), param_hint="--categories"
+        ) from None
+
+
+def _municipality(gw: Gateway, gemeente: str) -> str:
+    """The OIN of the municipality registered for ``gemeente``."""
+    with reading(gw.engine) as conn:
+        oin = conn.execute(
+            select(partners.c.oin).where(
+                partners.c.role == "municipality", partners.c.gemeente == gemeente
+            )
+        ).scalar()
+    if oin is None:
+        raise PartnerUnknown(f"no municipality {gemeente}", cause="no_municipality")
+    return str(oin)
+
+
+@partner_app.command("add")
+def partner_add(
+    home: HomeOption,
+    gemeente: Annotated[str, typer.Option("--gemeente", help="the municipality's code")],
+    creditor: Annotated[str, typer.Option("--creditor", help="the creditor's OIN")],
+    categories: CategoriesOption,
+    starts: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"])],
+    ends: Annotated[
+        datetime | None,
+        typer.Option("--until", formats=["%Y-%m-%d"], help="the first day it no longer holds"),
+    ] = None,
+) -> None:
+    """Register a partnership: the municipality receives the creditor's signals."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        by = _municipality(gw, gemeente)
+        with gw.engine.begin() as conn:
+            new_id = add_partnership(
+                conn,
+                gemeente=gemeente,
+                creditor=creditor,
+                categories=_categories(categories),
+                starts=starts.date(),
+                ends=ends.date() if ends else None,
+                by=by,
+                now=gw.clock.now(),
+                audit=gw.audit,
+            )
+    finally:
+        gw.close()
+    console.print(f"partnership {new_id} registered")
+
+
+@partner_app.command("list")
+def partner_list(
+    home: HomeOption,
+    gemeente: Annotated[str | None, typer.Option("--gemeente")] = None,
+) -> None:
+    """The partnerships, with their state today."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        today = gw.clock.now().date()
+        with reading(gw.engine) as conn:
+            rows = list_partnerships(conn, gemeente=gemeente)
+    finally:
+        gw.close()
+    table = Table("id", "gemeente", "creditor", "categories", "from", "until", "state")
+    for row in rows:
+        p = row.partnership
+        table.add_row(
+            str(p.id),
+            p.gemeente,
+            p.creditor,
+            ",".join(sorted(p.categories)),
+            p.period.starts.isoformat(),
+            p.period.ends.isoformat() if p.period.ends else "",
+            p.period.state(today),
+        )
+    console.print(table)
+
+
+@partner_app.command("end")
+def partner_end(
+    partnership: Annotated[int, typer.Argument(help="the partnership's id")],
+    home: HomeOption,
+    gemeente: Annotated[str, typer.Option("--gemeente", help="the municipality's code")],
+    ends: Annotated[
+        datetime | None,
+        typer.Option("--on", formats=["%Y-%m-%d"], help="the first day it no longer holds"),
+    ] = None,
+) -> None:
+    """End a partnership (today by default): no signal is taken from that day."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        by = _municipality(gw, gemeente)
+        now = gw.clock.now()
+        with gw.engine.begin() as conn:
+            done = end_partnership(
+                conn,
+                partnership,
+                gemeente=gemeente,
+                ends=ends.date() if ends else now.date(),
+                by=by,
+                now=now,
+                audit=gw.audit,
+            )
+    finally:
+        gw.close()
+    if not done:
+        console.print(f"no partnership {partnership} of {gemeente}")
+        raise typer.Exit(1)
+    console.print(f"partnership {partnership} ended")
+
+
+def objection_load(
+    file: Annotated[Path, typer.Argument(help="the objection the municipality wrote (JSON)")],
+    home: HomeOption,
+) -> None:
+    """Register an objection written by the municipality's ``objection add``."""
+    objection = ObjectionIn.model_validate_json(file.read_bytes())
+    gw = Gateway.open(Settings.load(home))
+    try:
+        by = _municipality(gw, objection.gemeente)
+        with gw.engine.begin() as conn:
+            new_id = add_objection(conn, objection, by=by, now=gw.clock.now(), audit=gw.audit)
+    finally:
+        gw.close()
+    console.print(f"objection {new_id} registered")
+
+
+@consent_app.command("add")
+def consent_add(
+    file: Annotated[Path, typer.Argument(help="the consent record (JSON, docs/policy.md)")],
+    home: HomeOption,
+) -> None:
+    """Register a consent record; its person is looked up in the register by tokens."""
+    consent = ConsentIn.model_validate_json(file.read_bytes())
+    gw = Gateway.open(Settings.load(home))
+    try:
+        new_id = register_consent(gw, consent, by=consent.creditor)
+    finally:
+        gw.close()
+    console.print(f"consent {new_id} registered")
+
+
+@consent_app.command("withdraw")
+def consent_withdraw(
+    ref: Annotated[str, typer.Argument(help="the consent's reference")],
+    home: HomeOption,
+    creditor: Annotated[str, typer.Option("--creditor", help="the creditor's OIN")],
+) -> None:
+    """Withdraw a consent: its new notices are refused, its queued signals stop."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        with gw.engine.begin() as conn:
+            stopped = withdraw_consent(
+                conn, creditor=creditor, ref=ref, by=creditor, now=gw.clock.now(), audit=gw.audit
+            )
+    finally:
+        gw.close()
+    if stopped is None:
+        console.print(f"no consent {ref} of {creditor}")
+        raise typer.Exit(1)
+    console.print(f"consent {ref} withdrawn; {stopped} signal(s) stopped")
+
+
+@consent_app.command("sweep")
+def consent_sweep(home: HomeOption) -> None:
+    """Stop the queued signals whose consent expired or was withdrawn."""
+    gw = Gateway.open(Settings.load(home))
+    try:
+        with gw.engine.begin() as conn:
+            stopped = stop_without_consent(conn, now=gw.clock.now(), audit=gw.audit)
+    finally:
+        gw.close()
+    console.print(f"{stopped} signal(s) stopped")

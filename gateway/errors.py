@@ -10,8 +10,10 @@
     ├── NotResolvable     no review signal of this back office under that delivery id
     ├── PersonUnknown     no person under that pseudonym in the municipality's register
     ├── NotRoutable       the person's team cannot be sent the signal (not in the key set)
-    └── SSHKeyInUse       an SSH key is already registered (to this or another partner,
-                          or revoked: a revoked key is never registered again)
+    ├── SSHKeyInUse       an SSH key is already registered (to this or another partner,
+    │                     or revoked: a revoked key is never registered again)
+    └── PolicyConflict    a partnership, consent or objection that cannot be registered
+                          (its ref is taken, its dates or categories do not fit)
 
 Edges (HTTP, SFTP, CLI) map each ``code`` to their own status; messages carry no personal
 data and no key material.
@@ -92,3 +94,10 @@ class SSHKeyInUse(GatewayError):
     which (``registered``, ``other_partner``, ``revoked``)."""
 
     code = "ssh_key_in_use"
+
+
+class PolicyConflict(GatewayError):
+    """A partnership, consent record or objection cannot be registered as given;
+    ``cause`` says why (``ref_exists``, ``dates``, ``no_category``)."""
+
+    code = "policy_conflict"

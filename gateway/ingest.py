@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -25,6 +25,8 @@ from sqlalchemy import Connection, insert, select
 
 from gateway.audit import new_trace_id, step
 from gateway.checks import CheckContext, Checked, Refused
+from gateway.partnerships import policy_state
+from gateway.policy import Decision, PolicyState, decide, objection
 from gateway.routing import Route, Router, Unroutable
 from gateway.schema import Notice
 from gateway.service import Gateway
@@ -131,11 +133,17 @@ def prepare(
         signers=gw.directory.signing_keys(gw.engine, now=now),
     )
     checked = gw.check(envelopes, ctx)
+    # The policy's partnerships, consents and objections are read once for the batch;
+    # each notice then costs a few dictionary lookups.
+    state = policy_state(
+        gw.engine, gemeenten={r.notice.gemeente for r in checked if isinstance(r, Checked)}
+    )
     router = Router(gw)
-    routes = iter(router.route_all([r.notice for r in checked if isinstance(r, Checked)]))
+    judged = [_judge(gw, router, state, r, now) if isinstance(r, Checked) else r for r in checked]
+    routes = iter(router.route_all([r[0].notice for r in judged if isinstance(r, tuple)]))
     results = [
-        result if isinstance(result, Refused) else _route(router, result, next(routes))
-        for result in checked
+        result if isinstance(result, Refused) else _route(router, state, result, next(routes), now)
+        for result in judged
     ]
     return Prepared(
         results=results,
@@ -145,7 +153,31 @@ def prepare(
     )
 
 
-def _route(router: Router, result: Checked, decided: Route | Unroutable) -> _Checked | Refused:
+def _judge(
+    gw: Gateway, router: Router, state: PolicyState, result: Checked, now: datetime
+) -> tuple[Checked, Decision] | Refused:
+    """The municipality and key set (steps 4 and 5), then the policy's decision on what
+    the creditor sent (step 6), before anything is matched: a notice without a legal
+    basis is not compared with the register at all."""
+    place = router.place(result.notice.gemeente)
+    if isinstance(place, Unroutable):
+        return Refused(result.notice.jti, "gemeente_unknown", place.cause)
+    if not place.kids <= result.kids:
+        return Refused(result.notice.jti, "contact_block_invalid", "recipients_incomplete")
+    decision = decide(gw.settings.policy, state, result.notice, today=now.date())
+    if not decision.allowed:
+        return Refused(result.notice.jti, decision.code, decision.cause)
+    return result, decision
+
+
+def _route(
+    router: Router,
+    state: PolicyState,
+    judged: tuple[Checked, Decision],
+    decided: Route | Unroutable,
+    now: datetime,
+) -> _Checked | Refused:
+    result, decision = judged
     notice = result.notice
     if isinstance(decided, Unroutable):
         return Refused(notice.jti, "gemeente_unknown", decided.cause)
@@ -153,6 +185,14 @@ def _route(router: Router, result: Checked, decided: Route | Unroutable) -> _Che
         # Judged against the whole key set, never the routed team: which team a signal
         # goes to depends on the person, and the receipt must not tell.
         return Refused(notice.jti, "contact_block_invalid", "recipients_incomplete")
+    fields = decision.audit_fields()
+    objected = objection(state, notice, decided.match.person, today=now.date())
+    if objected is not None:
+        # The person objected: accepted (the receipt must not tell), closed, delivered
+        # to nobody; the audit log records the objection that decided it.
+        fields["objection"] = str(objected.id)
+        decided = Route("closed", "objection", decided.match, closed_as="objection")
+    decided = replace(decided, policy=tuple(fields.items()))
     return _Checked(result.opened, notice, decided, new_trace_id())
 
 
@@ -236,7 +276,9 @@ def _accepted_events(
     if match.margin is not None:
         scored["margin"] = str(match.margin)
     events = [
-        _event(sender, now, "notice.accepted", jti, "accepted", None, trace),
+        _event(
+            sender, now, "notice.accepted", jti, "accepted", None, trace, **dict(decided.policy)
+        ),
         _event(
             sender,
             now,
@@ -310,7 +352,7 @@ def _store(
                 "status": decided.status,
                 "trace_id": checked.trace_id,
                 "receipt_id": receipt_id,
-                "outcome": decided.match.outcome,
+                "outcome": decided.outcome,
                 "person": decided.match.person,
             }
         )

@@ -49,6 +49,15 @@ class Route:
     match: Match
     recipient: OIN | None = None
     kid: KeyID | None = None
+    closed_as: str | None = None
+    """The outcome of a signal the policy closed after matching (``objection``)."""
+    policy: tuple[tuple[str, str], ...] = ()
+    """The policy decision's fields for the audit log (``Decision.audit_fields``)."""
+
+    @property
+    def outcome(self) -> str:
+        """What the notice's row records as its outcome."""
+        return self.closed_as or self.match.outcome
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,10 @@ class Router:
             for index, match in zip(indexes, matches, strict=True):
                 results[index] = route(place.routing, place.kid_of, match)
         return [r for r in results if r is not None]
+
+    def place(self, gemeente: str) -> Outreach | Unroutable:
+        """The municipality's routing and key set, read once per router."""
+        return self._gemeente(gemeente)
 
     def _gemeente(self, gemeente: str) -> Outreach | Unroutable:
         if gemeente not in self._gemeenten:

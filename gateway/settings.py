@@ -13,6 +13,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gateway.policy import Policy
 from gateway.schema import Category
 
 DEFAULT_RETENTION_MONTHS = 6
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     retention_months: dict[Category, int] = Field(
         default_factory=lambda: {c: DEFAULT_RETENTION_MONTHS for c in Category}
     )
+    policy: Policy = Field(
+        default_factory=Policy.shipped,
+        description="the category rules and experiments (gateway/policy.json, docs/policy.md); "
+        "an empty policy refuses every notice",
+    )
     listen_host: str = "127.0.0.1"
     listen_port: int = 8443
     sftp_listen_host: str = "127.0.0.1"
@@ -92,6 +98,14 @@ class Settings(BaseSettings):
     )
     batch_workers: int = Field(
         default=0, ge=0, description="processes judging a batch file; 0: one per core"
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="how often serve purges expired retention buckets"
+    )
+    retention_open_case_months: int = Field(
+        default=1,
+        ge=1,
+        description="how much longer an open case is kept each time its bucket expires",
     )
 
     @field_validator("retention_months")

@@ -51,7 +51,10 @@ CONTACT_COLUMNS = (
 def _write_export(path: Path, category: str, seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
     with (path.parent / "notices.csv").open(newline="") as fh:
-        header = csv.DictReader(fh).fieldnames or []
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        # What the demo's creditor attests for its category (the default policy).
+        attested = {k: v for k, v in next(reader).items() if k.startswith("attest_")}
     rows = []
     for i in range(ROWS_PER_CREDITOR):
         # One address per person: postcode by creditor and person, house number by person.
@@ -59,6 +62,7 @@ def _write_export(path: Path, category: str, seed: int) -> list[dict[str, str]]:
         rows.append(
             {
                 **dict.fromkeys(header, ""),
+                **attested,
                 "ref": f"{category}-E2E-{i:04d}",
                 "category": category,
                 "achternaam": name,

@@ -192,3 +192,34 @@ class BucketCipher:
         )
         self._forget(conn, bucket)
         self._master_keys.destroy(bucket)
+
+    def retire(self, conn: Connection, bucket: str, *, at: datetime | None = None) -> bool:
+        """Mark ``bucket`` destroyed in the caller's transaction, keeping its master key
+        until :meth:`shred`; True when this call marked it.
+
+        For callers that commit other changes with the mark (retention moves open cases
+        out of the bucket): the key is destroyed only after the commit, so a rollback
+        never leaves rows under a key that is gone.
+        """
+        check_bucket(bucket)
+        marked = conn.execute(
+            update(data_keys)
+            .where(data_keys.c.bucket == bucket, data_keys.c.destroyed_at.is_(None))
+            .values(destroyed_at=at or self._clock())
+        ).rowcount
+        self._forget(conn, bucket)
+        return bool(marked)
+
+    def shred(self, bucket: str) -> None:
+        """Destroy the master key of a bucket that :meth:`retire` marked, once committed."""
+        self._master_keys.destroy(check_bucket(bucket))
+
+    def unshredded(self, conn: Connection) -> list[str]:
+        """Buckets marked destroyed whose master key still exists (the process stopped
+        between the commit of :meth:`retire` and :meth:`shred`)."""
+        marked = conn.execute(
+            select(data_keys.c.bucket)
+            .where(data_keys.c.destroyed_at.is_not(None))
+            .order_by(data_keys.c.bucket)
+        ).scalars()
+        return [bucket for bucket in marked if self._master_keys.exists(bucket)]

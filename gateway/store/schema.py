@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -184,7 +185,23 @@ deliveries = Table(
     Column("acked_at", UTCDateTime(), nullable=True),
     Index(None, "recipient_oin", "acked_at", "id"),
     Index(None, "notice_id"),
+    Index(None, "bucket"),
 )
+
+retention_statistics = Table(
+    "retention_statistics",
+    metadata,
+    Column("gemeente", String(4), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("status", String(20), primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    Column("notices", Integer, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+)
+"""What retention and erasure leave of the signals they delete: counts per gemeente,
+category, month received (``2026-11``), status and outcome (``-`` for none). No
+pseudonym, no jti, nothing about a person (``gateway.retention``)."""
 
 receipts = Table(
     "receipts",
@@ -296,6 +313,62 @@ audit_checkpoints = Table(
     Column("signature", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+partnerships = Table(
+    "partnerships",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gemeente", String(4), nullable=False),
+    Column("creditor_oin", String(20), ForeignKey("partners.oin"), nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("starts", Date, nullable=False),
+    Column("ends", Date, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(20), nullable=False),
+    Index(None, "gemeente", "creditor_oin"),
+)
+"""A municipality's agreement to receive a creditor's signals (``gateway.partnerships``):
+``categories`` comma-separated, valid from ``starts`` until (not on) ``ends``."""
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ref", String(64), nullable=False),
+    Column("creditor_oin", String(20), ForeignKey("partners.oin"), nullable=False),
+    Column("gemeente", String(4), nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("kid", String(64), nullable=False),
+    Column("tokens", Text, nullable=False),
+    Column("person", String(64), nullable=True),
+    Column("given", Date, nullable=False),
+    Column("expires", Date, nullable=False),
+    Column("withdrawn_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("creditor_oin", "ref"),
+)
+"""A person's consent to a creditor's signals, by match tokens (JSON, the types that
+single a person out) and, where the register knew them, the person's pseudonym."""
+
+objections = Table(
+    "objections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gemeente", String(4), nullable=False),
+    Column("ref", String(64), nullable=False),
+    Column("person", String(64), nullable=True),
+    Column("kid", String(64), nullable=True),
+    Column("tokens", Text, nullable=False),
+    Column("creditors", Text, nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("starts", Date, nullable=False),
+    Column("ends", Date, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(20), nullable=False),
+    UniqueConstraint("gemeente", "ref"),
+)
+"""A person's objection, registered by the municipality: the person's pseudonym and
+match tokens, never an identity; empty ``creditors``/``categories`` cover all."""
 
 APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints")
 """Tables that no SQL may UPDATE, DELETE or TRUNCATE (see ``gateway.store.triggers``)."""

@@ -192,7 +192,8 @@ def test_the_default_profile_is_designs_notices_csv() -> None:
         "",
     )
     assert default.date_format == "YYYY-MM-DD"
-    assert default.columns == {c: c for c in (*REQUIRED, *OPTIONAL)}
+    attestations = [f"attest_{name}" for name in profile.ATTESTATIONS]
+    assert default.columns == {c: c for c in (*REQUIRED, *OPTIONAL, *attestations)}
 
 
 def test_the_shipped_profiles_are_package_data() -> None:
@@ -396,7 +397,8 @@ def test_a_header_without_a_required_column_names_our_column(tmp_path: Path) -> 
 def test_an_attestation_both_mapped_and_in_the_header_is_refused(tmp_path: Path) -> None:
     mine = NL.model_copy(update={"columns": {**NL.columns, "attest_herinnering": "Herinnering"}})
     lines = _nl_text(ROWS).split("\r\n")[:-1]
-    lines = [lines[0] + ";Herinnering", *(line + ";" for line in lines[1:])]
+    # "Herinnering" is mapped to the attestation, and the header names it as well.
+    lines = [lines[0] + ";Herinnering;attest_herinnering", *(line + ";;" for line in lines[1:])]
     path = tmp_path / "nl.csv"
     path.write_bytes("\r\n".join(lines).encode("cp1252"))
     with pytest.raises(RowInvalid) as refused:

@@ -59,6 +59,11 @@ ROUTES = {
     "/v1/inbox": {"get"},
     "/v1/inbox/ack": {"post"},
     "/v1/inbox/resolve": {"post"},
+    "/v1/partnerships": {"get", "post"},
+    "/v1/partnerships/{partnership_id}/end": {"post"},
+    "/v1/objections": {"post"},
+    "/v1/consents": {"post"},
+    "/v1/consents/{ref}/withdraw": {"post"},
     "/healthz": {"get"},
 }
 
@@ -330,6 +335,7 @@ def test_every_authenticated_route_refuses_a_request_without_a_certificate(api: 
         if path in PUBLIC_PATHS:
             continue
         concrete = path.replace("{receipt_id}", "x").replace("{jti}", "x")
+        concrete = concrete.replace("{partnership_id}", "1").replace("{ref}", "x")
         concrete = concrete.replace("{gemeente}", GEMEENTE)
         for method in methods:
             answer = client.request(method.upper(), concrete)
@@ -839,3 +845,73 @@ def test_each_worker_builds_its_app_from_the_home_in_the_environment(
             pass
 
     asyncio.run(shut_down())
+
+
+# -- partnerships, objections, consents (the admin API) ------------------------------------
+
+
+def test_a_municipality_manages_its_own_partnerships(api: Api) -> None:
+    client = api.client("amsterdam")
+    body = {"creditor": api.oin("drinkwater"), "categories": ["HYPOTHEEK"], "starts": "2030-01-01"}
+    added = client.post("/v1/partnerships", json=body)
+    assert added.status_code == 200
+    number = added.json()["id"]
+    listed = {p["id"]: p for p in client.get("/v1/partnerships").json()["items"]}
+    assert listed[number]["state"] == "not_yet_valid" and listed[number]["gemeente"] == GEMEENTE
+    ended = client.post(f"/v1/partnerships/{number}/end", json={"ends": "2030-06-01"})
+    assert ended.status_code == 200
+    listed = {p["id"]: p for p in client.get("/v1/partnerships").json()["items"]}
+    assert listed[number]["ends"] == "2030-06-01"
+    assert client.post("/v1/partnerships/999999/end").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"creditor": "1" * 20, "categories": ["HUUR"], "starts": "2030-01-01"}, 404,
+         "partner_unknown"),
+        ({"creditor": "x", "categories": ["HUUR"], "starts": "2030-01-01"}, 400, "body_invalid"),
+        (
+            {"creditor": _party("zorg").oin, "categories": ["HUUR"], "starts": "2030-01-01",
+             "ends": "2029-01-01"},
+            409,
+            "policy_conflict",
+        ),
+    ],
+)  # fmt: skip
+def test_a_partnership_that_does_not_fit_is_answered_with_its_code(
+    api: Api, body: dict[str, Any], status: int, code: str
+) -> None:
+    answer = api.client("amsterdam").post("/v1/partnerships", json=body)
+    assert (answer.status_code, _error(answer)) == (status, code)
+
+
+@pytest.mark.parametrize("party", ["zorg", "noord", "backoffice"])
+def test_only_a_municipality_manages_partnerships_and_objections(api: Api, party: str) -> None:
+    client = api.client(party)
+    assert client.get("/v1/partnerships").status_code == 403
+    assert client.post("/v1/objections", json={}).status_code == 403
+
+
+def test_an_objection_for_another_gemeente_is_refused(api: Api) -> None:
+    body = {"v": 1, "gemeente": "0599", "ref": "B-X", "person": "p-" + "a" * 22,
+            "starts": "2026-01-01"}  # fmt: skip
+    answer = api.client("amsterdam").post("/v1/objections", json=body)
+    assert (answer.status_code, _error(answer)) == (403, "forbidden")
+    body["gemeente"] = GEMEENTE
+    assert api.client("amsterdam").post("/v1/objections", json=body).status_code == 200
+    again = api.client("amsterdam").post("/v1/objections", json=body)
+    assert (again.status_code, _error(again)) == (409, "policy_conflict")
+
+
+def test_a_creditor_registers_and_withdraws_its_own_consents_only(api: Api) -> None:
+    tokens = {"kid": "k", "values": {"naam_init_geb": ["Q" * 21 + "A"]}}
+    body = {"v": 1, "ref": f"T-{uuid.uuid4().hex[:8]}", "creditor": api.oin("energie"),
+            "gemeente": GEMEENTE, "categories": ["ENERGIE"], "tokens": tokens,
+            "given": "2026-01-01", "expires": "2027-01-01"}  # fmt: skip
+    other = api.client("zorg").post("/v1/consents", json=body)
+    assert (other.status_code, _error(other)) == (403, "forbidden")
+    assert api.client("energie").post("/v1/consents", json=body).status_code == 200
+    withdrawn = api.client("energie").post(f"/v1/consents/{body['ref']}/withdraw")
+    assert withdrawn.status_code == 200 and withdrawn.json()["ref"] == body["ref"]
+    assert api.client("zorg").post(f"/v1/consents/{body['ref']}/withdraw").status_code == 404

@@ -60,7 +60,11 @@ class Drop:
 
     def envelopes(self, count: int, tag: str = "B") -> list[str]:
         rows = [
-            profile.Row(i, {**self.rows[i % len(self.rows)].values, "ref": f"{tag}-{i}"}, {})
+            profile.Row(
+                i,
+                {**self.rows[i % len(self.rows)].values, "ref": f"{tag}-{i}"},
+                self.rows[i % len(self.rows)].attestations,
+            )
             for i in range(count)
         ]
         return [s.envelope for s in self.creditor.seal_rows(rows, self.transport, now=self.now)]

@@ -241,3 +241,36 @@ def test_unknown_bucket_does_not_open(engine: Engine, master_keys: FileMasterKey
     with engine.connect() as conn, pytest.raises(AtRestInvalid) as caught:
         BucketCipher(master_keys).open(conn, BUCKET_A, b"\x01" + bytes(40), aad=b"")
     assert caught.value.cause == "bucket_unknown"
+
+
+def test_a_retired_bucket_keeps_its_master_key_until_shredded(
+    engine: Engine, master_keys: FileMasterKeys
+) -> None:
+    cipher = BucketCipher(master_keys)
+    with engine.begin() as conn:
+        blob = cipher.seal(conn, BUCKET_A, b"x", aad=b"")
+    with engine.begin() as conn:
+        assert cipher.retire(conn, BUCKET_A, at=NOW)
+        assert not cipher.retire(conn, BUCKET_A, at=NOW)
+    with engine.connect() as conn:
+        assert master_keys.exists(BUCKET_A) and cipher.unshredded(conn) == [BUCKET_A]
+        with pytest.raises(MasterKeyDestroyed):
+            cipher.open(conn, BUCKET_A, blob, aad=b"")
+    cipher.shred(BUCKET_A)
+    with engine.connect() as conn:
+        assert not master_keys.exists(BUCKET_A) and cipher.unshredded(conn) == []
+
+
+def test_a_retirement_rolled_back_leaves_the_bucket_usable(
+    engine: Engine, master_keys: FileMasterKeys
+) -> None:
+    cipher = BucketCipher(master_keys)
+    with engine.begin() as conn:
+        blob = cipher.seal(conn, BUCKET_A, b"x", aad=b"")
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        cipher.retire(conn, BUCKET_A, at=NOW)
+        transaction.rollback()
+    with engine.connect() as conn:
+        assert cipher.open(conn, BUCKET_A, blob, aad=b"") == b"x"
+        assert cipher.unshredded(conn) == []
