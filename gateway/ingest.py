@@ -376,14 +376,18 @@ def _store(
                 },
             )
         )
-    ids = (
-        conn.execute(insert(notices).returning(notices.c.id, sort_by_parameter_order=True), rows)
-        .scalars()
-        .all()
-    )
-    for row, delivery in signals:
-        delivery["notice_id"] = ids[row]
+    conn.execute(insert(notices), rows)
     if signals:
+        # One query for the new ids: an ordered RETURNING over many rows makes SQLite
+        # run the insert a row at a time.
+        found = conn.execute(
+            select(notices.c.jti, notices.c.id).where(
+                notices.c.jti.in_([rows[row]["jti"] for row, _ in signals])
+            )
+        )
+        ids = {jti: notice_id for jti, notice_id in found}
+        for row, delivery in signals:
+            delivery["notice_id"] = ids[rows[row]["jti"]]
         conn.execute(insert(deliveries), [delivery for _, delivery in signals])
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from typing import Any
 
 from joserfc.jwe import JWERegistry
@@ -53,7 +52,8 @@ CONTACT_REGISTRY = JWERegistry(
 )
 
 
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_URL_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 # The last character of a canonical encoding leaves its unused low bits zero.
 _LAST_OF_ONE_BYTE = frozenset("AQgw")
 _LAST_OF_TWO_BYTES = frozenset("AEIMQUYcgkosw048")
@@ -64,7 +64,9 @@ def is_b64url(part: str) -> bool:
 
     Non-canonical trailing bits are refused, so that every flipped bit changes the bytes.
     """
-    if _B64URL.fullmatch(part) is None:
+    # Deleting the alphabet leaves nothing of a valid part: one pass in C, where a
+    # regular expression costs several times as much on the envelope's large parts.
+    if not part.isascii() or part.encode("ascii").translate(None, _B64URL_ALPHABET):
         return False
     rest = len(part) % 4
     if rest == 2:
@@ -78,9 +80,10 @@ def b64d(part: str) -> bytes:
     """Strict base64url without padding."""
     if not is_b64url(part):
         raise ValueError("not canonical base64url without padding")
+    standard = part.encode("ascii").translate(_URL_TO_STANDARD) + b"=" * (-len(part) % 4)
     try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except (binascii.Error, ValueError) as exc:
+        return binascii.a2b_base64(standard, strict_mode=True)
+    except binascii.Error as exc:
         raise ValueError("invalid base64url") from exc
 
 
