@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit import step
 from gateway.errors import GatewayError
+from gateway.partnerships import stop_without_consent
 from gateway.schema import Category
 from gateway.service import Gateway
 from gateway.store.atrest import bucket_for
@@ -442,13 +443,16 @@ def forget_person(gw: Gateway, *, pseudonym: str) -> Forgotten:
 
 class RetentionJob:
     """A thread of ``serve`` that runs :func:`purge_expired` every ``interval`` seconds,
-    the first time at once. ``ran`` is set after every run, failed or not; with
-    ``owns_gateway`` the job closes ``gw`` when stopped."""
+    the first time at once, and then stops the queued signals whose consent has expired
+    or was withdrawn (``stop_without_consent``). ``ran`` is set after every run, failed
+    or not; with ``owns_gateway`` the job closes ``gw`` when stopped."""
 
     def __init__(self, gw: Gateway, *, interval: float, owns_gateway: bool = False) -> None:
         self.gw = gw
         self.ran = threading.Event()
         self.last: RetentionRun | None = None
+        self.stopped = 0
+        """Signals the last run stopped for want of consent."""
         self._interval = interval
         self._owns_gateway = owns_gateway
         self._stopping = threading.Event()
@@ -459,6 +463,10 @@ class RetentionJob:
         while not self._stopping.is_set():
             try:
                 self.last = purge_expired(self.gw)
+                with self.gw.engine.begin() as conn:
+                    self.stopped = stop_without_consent(
+                        conn, now=self.gw.clock.now(), audit=self.gw.audit
+                    )
             except (SQLAlchemyError, GatewayError, KeysError, OSError) as exc:
                 # The thread's edge: the next run tries again (a master key left behind
                 # included). Only the error's class and code are logged: a driver

@@ -28,6 +28,7 @@ from gateway.partnerships import (
     register_consent,
     withdraw_consent,
 )
+from gateway.retention import RetentionJob
 from gateway.schema import Category
 from gateway.service import Gateway
 from gateway.settings import Settings
@@ -307,6 +308,24 @@ def test_withdrawing_consent_stops_the_signals_still_queued(
     with gw.engine.connect() as conn:
         row = conn.execute(select(notices.c.status, notices.c.outcome)).one()
     assert (row.status, row.outcome) == ("closed", "no_consent")
+
+
+def test_the_scheduled_job_stops_the_queued_signals_of_an_expired_consent(
+    consent_gw: Gateway, huur: Sender
+) -> None:
+    gw = consent_gw
+    notice = huur.notice(1)
+    register_consent(gw, _consent(notice, expires=(TODAY + timedelta(days=1)).isoformat()), by=HUUR)
+    assert _reason(gw, huur, notice) == ("accepted", None)
+    assert isinstance(gw.clock, FixedClock)
+    gw.clock.advance(timedelta(days=2))
+    job = RetentionJob(gw, interval=3600)
+    try:
+        assert job.ran.wait(timeout=60)
+    finally:
+        job.stop()
+    assert job.stopped == 1
+    assert inbox.pull(gw, recipient=_party("noord").oin) == []
 
 
 # -- the store -------------------------------------------------------------------------------
