@@ -1,16 +1,24 @@
 """Finding the resident behind a notice in the pseudonymised register.
 
 The gateway compares keyed tokens only (``keys.tokens``): it never sees a name, birth
-date, address or BSN. Each token type is a conjunction of fields::
+date, address or BSN. Each token type is a conjunction of fields
+(``keys.tokens.TOKEN_FIELDS``)::
 
     bsn             BSN
     naam_init_geb   surname, initial, birth date
-    pc_hnr_geb      address, birth date
-    naam_pc_hnr     surname, address
+    pc_hnr_geb      postcode, house number, birth date
+    naam_pc_hnr     surname, postcode, house number
     fon_init_geb    surname sound, initial, birth date
-    fon_pc_hnr      surname sound, address
-    init_pc_hnr     initial, address
-    init2_pc_hnr    first two initials, address (persons with two initials or more)
+    fon_pc_hnr      surname sound, postcode, house number
+    init_pc_hnr     initial, postcode, house number
+    init2_pc_hnr    first two initials, postcode, house number (two initials or more)
+    pc_geb          postcode, birth date
+    naam_geb        surname, birth date
+    init_geb_hnr    initial, birth date, house number
+    naam_init2_geb  surname, first two initials, birth date (two initials or more)
+
+Each field is left out of some type, so one field written wrongly (or two, such as
+surname and postcode) still leaves a token in common.
 
 **Candidates** are the persons that share at least one token with the notice: the
 tokens are the blocking, so nothing is compared against the whole register.
@@ -19,10 +27,17 @@ tokens are the blocking, so nothing is compared against the whole register.
 disagrees or is unknown. A token both sides hold proves that all its fields agree. A
 token type both sides have but do not share proves that at least one of its fields
 differs; when all its other fields are known to agree, that one field disagrees (a
-candidate sharing ``naam_pc_hnr`` but not ``pc_hnr_geb`` has another birth date). A
-field that one side lacks stays unknown. The score adds a weight per agreeing field
-and subtracts one per disagreeing field (``WEIGHTS``; log-odds in spirit: a birth
-date agreeing is rare by chance, an address differing is common because people move).
+candidate sharing ``naam_pc_hnr`` but not ``pc_hnr_geb`` has another birth date), and
+when the two left are postcode and house number, the address differs, which counts as
+the postcode differing (people move). A field that one side lacks stays unknown. The
+score adds a weight per agreeing field and subtracts one per disagreeing field
+(``WEIGHTS``; log-odds in spirit: a birth date agreeing is rare by chance, an address
+differing is common because people move). Two more rules concern the initials, when
+the first agrees: two initials or more on the notice where the register has one given
+name differ (``initials2``); one initial on the notice where the register has two given
+names or more counts ``SHORT``, since another person with that first initial (a
+relative at the address, a look-alike elsewhere) gives one initial as readily as the
+person does.
 
 **Decision.** The best candidate is accepted when its score reaches ``ACCEPT`` and
 leads the runner-up by ``MARGIN``; a parent and child with the same initial at one
@@ -33,26 +48,41 @@ look-alike out, not so much that one wrong number outweighs everything else agre
 A best score below ``REVIEW`` means the person is not in the register
 (``not_resident``). An accepted person who died or moved out of the gemeente closes
 the signal with that status.
+
+**Register size.** ``ACCEPT`` and ``REVIEW`` hold for a register of ``BASE_PERSONS``
+persons or more. A coincidence (someone else sharing a combination of fields) is as
+likely as the register is large, so a smaller register needs less evidence: both are
+lowered by one point per halving of its size, by at most ``MAX_SHIFT``
+(``size_shift``). This does not touch what a household shares (surname and address):
+a relative at the address scores the same in a register of any size.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, String, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.register import TYPE_BITS
 from gateway.store.engine import reading
 from gateway.store.schema import register_persons, register_tokens, registers
+from keys.tokens import TOKEN_FIELDS
 
 __all__ = [
     "ACCEPT",
+    "BASE_PERSONS",
     "MARGIN",
+    "MAX_SHIFT",
     "REVIEW",
+    "SHORT",
     "WEIGHTS",
     "Label",
     "Match",
@@ -60,21 +90,17 @@ __all__ = [
     "Matcher",
     "Outcome",
     "score",
+    "size_shift",
 ]
 
 Outcome = Literal["matched", "review", "not_resident", "moved_out", "deceased"]
 
-FIELDS: dict[str, tuple[str, ...]] = {
-    "bsn": ("bsn",),
-    "naam_init_geb": ("name", "initial", "birth"),
-    "pc_hnr_geb": ("address", "birth"),
-    "naam_pc_hnr": ("name", "address"),
-    "fon_init_geb": ("sound", "initial", "birth"),
-    "fon_pc_hnr": ("sound", "address"),
-    "init_pc_hnr": ("initial", "address"),
-    "init2_pc_hnr": ("initials2", "address"),
-}
-"""The fields each token type is made of (``keys.tokens.TOKEN_TYPES``)."""
+FIELDS: dict[str, tuple[str, ...]] = dict(TOKEN_FIELDS)
+"""The fields each token type is made of (``keys.tokens.TOKEN_FIELDS``)."""
+ADDRESS = frozenset({"postcode", "huisnummer"})
+
+SHORT = -4
+"""One initial on the notice where the register has two given names or more."""
 
 WEIGHTS: dict[str, tuple[int, int]] = {
     "bsn": (25, -12),
@@ -82,8 +108,10 @@ WEIGHTS: dict[str, tuple[int, int]] = {
     "sound": (6, -2),
     "initial": (3, -3),
     "birth": (14, -10),
-    "address": (10, -3),
+    "postcode": (7, -3),
+    "huisnummer": (3, -1),
     "initials2": (2, -6),
+    "short": (0, SHORT),
 }
 """Per field: what agreement adds and what disagreement adds. The surname counts once:
 as ``name`` when it agrees exactly, else as ``sound`` when only its phonetic key does.
@@ -92,18 +120,33 @@ A birth date is what sets one person apart from the rest of a household; surname
 address are shared by the household, so a differing birth date outweighs them both
 together with the initial (a parent and child of one initial), while address and
 birth date agreeing outweigh a surname and initial that differ (swapped or misspelt
-names at the right address). Two initials agreeing add little to the first; differing,
-they tell two people of one surname and first initial apart."""
+names at the right address). The address is postcode and house number: together they
+add 10, the postcode alone 7 (the house number written wrongly); a differing postcode
+costs 3 (moved), a differing house number at the same postcode 1. Two initials
+agreeing add little to the first; differing, they tell two people of one surname and
+first initial apart."""
 
 ACCEPT = 18
-"""Lowest score accepted: surname, initial and address; surname, initial and birth
-date; address and birth date; or the BSN alone."""
+"""Lowest score accepted (in a register of ``BASE_PERSONS`` or more): surname, initial
+and address; surname, initial and birth date; address and birth date; or the BSN."""
 MARGIN = 6
 """How far the accepted candidate must lead the runner-up."""
 REVIEW = 11
 """Lowest best score that goes to review rather than ``not_resident``."""
+BASE_PERSONS = 100_000
+"""The register size for which ``ACCEPT`` and ``REVIEW`` are set."""
+MAX_SHIFT = 4
+"""At most this much lower for a small register."""
 CHUNK = 5_000
 """Tokens per ``IN`` list."""
+
+
+def size_shift(persons: int) -> int:
+    """How many points ``ACCEPT`` and ``REVIEW`` are lowered for a register of
+    ``persons``: log2(``BASE_PERSONS`` / persons) rounded, from 0 to ``MAX_SHIFT``."""
+    if persons >= BASE_PERSONS:
+        return 0
+    return min(MAX_SHIFT, round(math.log2(BASE_PERSONS / max(persons, 1))))
 
 
 @dataclass(frozen=True)
@@ -144,19 +187,36 @@ class _Person:
     types: int
 
 
-def score(hits: Iterable[str], mutual: Iterable[str], *, fewer_initials: bool = False) -> int:
+def score(
+    hits: Iterable[str],
+    mutual: Iterable[str],
+    *,
+    more_initials: bool = False,
+    fewer_initials: bool = False,
+) -> int:
     """The score of a candidate sharing tokens of the types ``hits``, where ``mutual``
-    are the token types that notice and candidate both have. ``fewer_initials``: the
-    notice gives two initials or more where the register has one given name."""
+    are the token types that notice and candidate both have. ``more_initials``: the
+    notice gives two initials or more where the register has one given name;
+    ``fewer_initials``: the notice gives one initial where the register has two or
+    more. Either counts only when the first initial agrees."""
     hit = set(hits)
     agree = {f for kind in hit for f in FIELDS[kind]}
+    if "name" in agree:
+        agree.add("sound")
+    if "initials2" in agree:
+        agree.add("initial")
     disagree: set[str] = set()
     for kind in set(mutual) - hit:
-        unknown = [f for f in FIELDS[kind] if f not in agree]
+        unknown = {f for f in FIELDS[kind] if f not in agree}
         if len(unknown) == 1:
-            disagree.add(unknown[0])
-    if fewer_initials and "address" in agree:
-        disagree.add("initials2")
+            disagree |= unknown
+        elif unknown == ADDRESS:
+            disagree.add("postcode")
+    if "initial" in agree and "initials2" not in agree:
+        if more_initials:
+            disagree.add("initials2")
+        elif fewer_initials:
+            disagree.add("short")
     # The surname counts once: exactly, else by its sound, else as differing.
     if "name" in agree:
         agree.discard("sound")
@@ -168,11 +228,22 @@ def score(hits: Iterable[str], mutual: Iterable[str], *, fewer_initials: bool = 
     return sum(WEIGHTS[f][0] for f in agree) + sum(WEIGHTS[f][1] for f in disagree)
 
 
-def _score(hits: set[str], carried: frozenset[str], has: frozenset[str]) -> int:
-    fewer = "init2_pc_hnr" in carried and "init_pc_hnr" in has and "init2_pc_hnr" not in has
-    return score(hits, carried & has, fewer_initials=fewer)
+_INITIALS = (("init_pc_hnr", "init2_pc_hnr"), ("naam_init_geb", "naam_init2_geb"))
+"""Pairs of types alike but for one initial or two: a side that has the first and not
+the second knows one initial only."""
 
 
+@lru_cache(maxsize=1 << 16)
+def _score(hits: frozenset[str], carried: frozenset[str], mask: int) -> int:
+    # A batch repeats few combinations of shared, carried and held types: each is
+    # scored once.
+    has = _types(mask)
+    more = any(two in carried and one in has and two not in has for one, two in _INITIALS)
+    fewer = any(one in carried and two not in carried and two in has for one, two in _INITIALS)
+    return score(hits, carried & has, more_initials=more, fewer_initials=fewer)
+
+
+@lru_cache(maxsize=1 << 12)
 def _types(mask: int) -> frozenset[str]:
     return frozenset(kind for kind, bit in TYPE_BITS.items() if mask & bit)
 
@@ -200,7 +271,9 @@ class Matcher:
     ) -> list[Match]:
         """``match`` on an open connection."""
         current = conn.execute(
-            select(registers.c.kid, registers.c.version).where(registers.c.gemeente == gemeente)
+            select(registers.c.kid, registers.c.version, registers.c.persons).where(
+                registers.c.gemeente == gemeente
+            )
         ).first()
         if current is None:
             return [Match("review", "no_register") for _ in notices]
@@ -210,13 +283,16 @@ class Matcher:
         wanted = {token for values in notices for tokens in values.values() for token in tokens}
         owners = _owners(conn, register, wanted)
         persons = _persons(conn, register, {p for found in owners.values() for _, p in found})
-        return [self._decide(values, owners, persons) for values in notices]
+        shift = size_shift(current.persons)
+        return [self._decide(values, owners, persons, shift=shift) for values in notices]
 
     @staticmethod
     def _decide(
         values: Mapping[str, Sequence[str]],
         owners: Mapping[str, list[tuple[str, str]]],
         persons: Mapping[str, _Person],
+        *,
+        shift: int = 0,
     ) -> Match:
         hits: dict[str, set[str]] = defaultdict(set)
         for kind, tokens in values.items():
@@ -228,16 +304,16 @@ class Matcher:
             return Match("not_resident", "no_candidate")
         carried = frozenset(kind for kind, tokens in values.items() if tokens)
         ranked = sorted(
-            ((_score(kinds, carried, _types(persons[p].types)), p) for p, kinds in hits.items()),
+            ((_score(frozenset(kinds), carried, persons[p].types), p) for p, kinds in hits.items()),
             reverse=True,
         )
         best, pseudonym = ranked[0]
         runner_up = ranked[1][0] if len(ranked) > 1 else None
         margin = best - runner_up if runner_up is not None else None
         scored = Match("review", "ambiguous", score=best, margin=margin, candidates=len(ranked))
-        if best < REVIEW:
+        if best < REVIEW - shift:
             return replace(scored, outcome="not_resident", reason="below_review")
-        if best < ACCEPT:
+        if best < ACCEPT - shift:
             return replace(scored, reason="below_accept")
         if margin is not None and margin < MARGIN:
             return scored
@@ -258,6 +334,20 @@ class Matcher:
         )
 
 
+def _one_of(conn: Connection, column: ColumnElement[str], values: list[str]) -> Any:
+    """``column IN values`` with the values as one parameter where the database can:
+    SQLAlchemy's ``in_`` binds and names each value anew, which costs more than the
+    look-up itself for thousands of tokens."""
+    if conn.dialect.name == "sqlite":
+        each = func.json_each(bindparam(None, json.dumps(values), type_=String)).table_valued(
+            "value"
+        )
+        return column.in_(select(each.c.value))
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(String)))
+    return column.in_(values)
+
+
 def _owners(
     conn: Connection, register: tuple[str, int], tokens: set[str]
 ) -> dict[str, list[tuple[str, str]]]:
@@ -269,10 +359,10 @@ def _owners(
             select(columns.token, columns.type, columns.pseudonym).where(
                 columns.gemeente == register[0],
                 columns.version == register[1],
-                columns.token.in_(ordered[start : start + CHUNK]),
+                _one_of(conn, columns.token, ordered[start : start + CHUNK]),
             )
         )
-        for token, kind, pseudonym in rows:
+        for token, kind, pseudonym in rows.all():
             found[token].append((kind, pseudonym))
     return found
 
@@ -294,8 +384,8 @@ def _persons(
                 columns.types,
             )
             .where(columns.gemeente == register[0], columns.version == register[1])
-            .where(columns.pseudonym.in_(ordered[start : start + CHUNK]))
+            .where(_one_of(conn, columns.pseudonym, ordered[start : start + CHUNK]))
         )
-        for row in rows:
+        for row in rows.all():
             found[row.pseudonym] = _Person(*row)
     return found

@@ -62,7 +62,10 @@ LABELS_VERSION = 1
 LABELS = frozenset({"geregelde_betaling", "schuldhulp"})
 LABELS_HEADER = frozenset({"labels", "gemeente", "created"})
 TYPE_BITS = {kind: 1 << bit for bit, kind in enumerate(TOKEN_TYPES)}
-"""The bit of each token type in ``register_persons.types``."""
+"""The bit of each token type in ``register_persons.types``: its place in
+``keys.tokens.TOKEN_TYPES``, to which types are only appended, so a stored mask keeps
+its meaning (``pc_geb``, ``naam_geb``, ``init_geb_hnr`` and ``naam_init2_geb`` are bits
+8 to 11)."""
 REGISTER_ACTIVITY = "vroegsignalering: laden register"
 DISTRICT_MAX = 16  # register_persons.district
 KID_MAX = 64

@@ -41,17 +41,21 @@ TOKEN_BYTES = 16
 HKDF_SALT = b"signaalpoort/match-tokens/v1"
 FIELD_SEPARATOR = "\x1f"
 
-TOKEN_TYPES: tuple[str, ...] = (
-    "bsn",
-    "naam_init_geb",
-    "pc_hnr_geb",
-    "naam_pc_hnr",
-    "fon_init_geb",
-    "fon_pc_hnr",
-    "init_pc_hnr",
-    "init2_pc_hnr",
-)
-"""Token types and their fields, in this order:
+TOKEN_FIELDS: dict[str, tuple[str, ...]] = {
+    "bsn": ("bsn",),
+    "naam_init_geb": ("name", "initial", "birth"),
+    "pc_hnr_geb": ("postcode", "huisnummer", "birth"),
+    "naam_pc_hnr": ("name", "postcode", "huisnummer"),
+    "fon_init_geb": ("sound", "initial", "birth"),
+    "fon_pc_hnr": ("sound", "postcode", "huisnummer"),
+    "init_pc_hnr": ("initial", "postcode", "huisnummer"),
+    "init2_pc_hnr": ("initials2", "postcode", "huisnummer"),
+    "pc_geb": ("postcode", "birth"),
+    "naam_geb": ("name", "birth"),
+    "init_geb_hnr": ("initial", "birth", "huisnummer"),
+    "naam_init2_geb": ("name", "initials2", "birth"),
+}
+"""Each token type and the fields it is made of, in the order they are keyed:
 
 - ``bsn``: BSN (only from categories allowed to hold one);
 - ``naam_init_geb``: core surname, first initial, birth date;
@@ -60,11 +64,29 @@ TOKEN_TYPES: tuple[str, ...] = (
 - ``fon_init_geb``: phonetic key of the core surname, first initial, birth date;
 - ``fon_pc_hnr``: phonetic key of the core surname, postcode, house number;
 - ``init_pc_hnr``: first initial, postcode, house number (weak; finds people known by
-  a surname the register does not list, such as a partner's under naamgebruik E).
+  a surname the register does not list, such as a partner's under naamgebruik E);
 - ``init2_pc_hnr``: first two initials, postcode, house number; only for a person with
   two initials or more (sets apart two people of one surname and first initial at one
-  address when a notice has no birth date).
+  address when a notice has no birth date);
+- ``pc_geb``: postcode, birth date (the house number written wrongly or missing);
+- ``naam_geb``: core surname, birth date (the initial wrong, the address another);
+- ``init_geb_hnr``: first initial, birth date, house number (surname and postcode both
+  written wrongly);
+- ``naam_init2_geb``: core surname, first two initials, birth date; only for a person
+  with two initials or more (tells a look-alike of one surname, first initial and
+  birth date apart by the second initial).
+
+A field is ``name`` (a core surname, ``keys.normalise.surname_cores``), ``sound`` (its
+``keys.normalise.phonetic`` key), ``initial``, ``initials2``, ``birth`` (ISO date),
+``postcode`` (``1234AB``), ``huisnummer`` (decimal, no leading zeros) or ``bsn``. Types
+are only ever appended, so a type's bit in the register (``gateway.register.TYPE_BITS``)
+stays the same.
 """
+TOKEN_TYPES: tuple[str, ...] = tuple(TOKEN_FIELDS)
+"""The token types in their fixed order."""
+_SWAPPABLE = frozenset({"naam_init_geb", "fon_init_geb"})
+"""Types over a surname and the first initial, which a register person also gets with
+given name and surname swapped (``PersonFields.swapped``)."""
 
 _KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -133,6 +155,11 @@ class PersonFields:
     bsn: str | None
     initials2: str = ""
     """The first two initials, or "" for a person with fewer."""
+    swapped: tuple[tuple[str, str], ...] = ()
+    """Register side only: (core, initial) with given name and surname swapped, as a
+    creditor that mixed up the two columns writes them: the first given name as the
+    surname and the surname's first letter as the initial ("Danny Stephenson" as
+    "S. Danny")."""
 
     @classmethod
     def from_creditor(
@@ -187,7 +214,12 @@ class PersonFields:
         )
         known_date = "" if geboortedatum.strip().endswith("-00") else geboortedatum
         letters = normalise.initials(voornamen)
+        first_name = voornamen.split()[:1]
+        given = normalise.surname_cores(first_name[0]) if first_name else []
+        surname_initial = normalise.initials(geslachtsnaam)[:1]
+        swapped = ((given[0], surname_initial),) if given and surname_initial else ()
         return cls(
+            swapped=swapped,
             cores=tuple(cores),
             initial=letters[:1],
             initials2=letters[:2] if len(letters) >= 2 else "",
@@ -235,41 +267,54 @@ class Tokeniser:
         """Every token whose fields are all known: one per core surname where a surname
         is used; values sorted and unique; types without a value left out.
         """
-        # The register side calls this a million times: messages are built inline
-        # rather than through ``token``, and the fields are checked once per person.
+        # The register side calls this a million times: each type's messages are built
+        # from per-field value lists, and the fields are checked once per person.
         cores = list(dict.fromkeys(c for c in person.cores if c))
-        initial, born = person.initial, person.birth_date
         _check_fields(
-            (*cores, initial, person.initials2, born or "", person.postcode or "", person.bsn or "")
+            (
+                *cores,
+                *(part for pair in person.swapped for part in pair),
+                person.initial,
+                person.initials2,
+                person.birth_date or "",
+                person.postcode or "",
+                person.bsn or "",
+            )
         )
-        sounds = list(dict.fromkeys(k for k in map(normalise.phonetic, cores) if k))
-        address = None
-        if person.postcode is not None and person.huisnummer is not None:
-            address = f"{person.postcode}\x1f{person.huisnummer}"
-        macs = self._macs
+        values: dict[str, list[str]] = {
+            "bsn": [person.bsn] if include_bsn and person.bsn else [],
+            "name": cores,
+            "sound": list(dict.fromkeys(k for k in map(normalise.phonetic, cores) if k)),
+            "initial": [person.initial] if person.initial else [],
+            "initials2": [person.initials2] if person.initials2 else [],
+            "birth": [person.birth_date] if person.birth_date else [],
+            "postcode": [person.postcode] if person.postcode else [],
+            "huisnummer": [str(person.huisnummer)] if person.huisnummer is not None else [],
+        }
         out: dict[str, list[str]] = {}
-
-        def put(type_: str, messages: list[str]) -> None:
-            if messages:
-                state = macs[type_]
+        for type_, fields in TOKEN_FIELDS.items():
+            messages = values[fields[0]]
+            if not messages:
+                continue
+            for field in fields[1:]:
+                parts = values[field]
+                if not parts:
+                    break
+                if len(parts) == 1:
+                    tail = FIELD_SEPARATOR + parts[0]
+                    messages = [m + tail for m in messages]
+                else:
+                    messages = [m + FIELD_SEPARATOR + v for m in messages for v in parts]
+            else:
+                if type_ in _SWAPPABLE:
+                    messages = list(messages)
+                    rest = "".join(FIELD_SEPARATOR + values[f][0] for f in fields[2:])
+                    for core, initial in person.swapped:
+                        key = core if fields[0] == "name" else normalise.phonetic(core)
+                        if key:
+                            messages.append(f"{key}{FIELD_SEPARATOR}{initial}{rest}")
+                state = self._macs[type_]
                 out[type_] = sorted({_mac(state, m) for m in messages})
-
-        if include_bsn and person.bsn:
-            put("bsn", [person.bsn])
-        if initial and born:
-            put("naam_init_geb", [f"{c}\x1f{initial}\x1f{born}" for c in cores])
-        if address is not None:
-            if born:
-                put("pc_hnr_geb", [f"{address}\x1f{born}"])
-            put("naam_pc_hnr", [f"{c}\x1f{address}" for c in cores])
-        if initial and born:
-            put("fon_init_geb", [f"{k}\x1f{initial}\x1f{born}" for k in sounds])
-        if address is not None:
-            put("fon_pc_hnr", [f"{k}\x1f{address}" for k in sounds])
-            if initial:
-                put("init_pc_hnr", [f"{initial}\x1f{address}"])
-            if person.initials2:
-                put("init2_pc_hnr", [f"{person.initials2}\x1f{address}"])
         return out
 
 

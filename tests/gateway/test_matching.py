@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 
 from adapters.register import (
     BRP_COLUMNS,
@@ -26,21 +26,40 @@ from adapters.register import (
     write_register,
 )
 from gateway.clock import FixedClock
-from gateway.matching import ACCEPT, MARGIN, REVIEW, Label, Matcher, score
+from gateway.matching import (
+    ACCEPT,
+    MARGIN,
+    MAX_SHIFT,
+    REVIEW,
+    WEIGHTS,
+    Label,
+    Matcher,
+    score,
+    size_shift,
+)
 from gateway.register import load_register
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
-from gateway.store.schema import register_persons, register_tokens
-from keys.tokens import TOKEN_TYPES, LinkageSecret, PersonFields, Tokeniser
+from gateway.store.schema import register_persons, register_tokens, registers
+from keys.tokens import TOKEN_FIELDS, TOKEN_TYPES, LinkageSecret, PersonFields, Tokeniser
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 GEMEENTE = "0363"
 AMSTERDAM = "00000001002564440000"
 ZUID = "00000001002564440002"
 ALL = list(TOKEN_TYPES)
-NO_BSN = [t for t in TOKEN_TYPES if t not in ("bsn", "init2_pc_hnr")]  # one initial
+# Notice and register person with one initial each and no BSN on the notice.
+ONE = [t for t in TOKEN_TYPES if t not in ("bsn", "init2_pc_hnr", "naam_init2_geb")]
+TWO = [t for t in TOKEN_TYPES if t != "bsn"]
+NO_BIRTH = [t for t in ONE if "birth" not in TOKEN_FIELDS[t]]
 ADDRESS = ["naam_pc_hnr", "fon_pc_hnr", "init_pc_hnr"]
-BIRTH = ["naam_init_geb", "pc_hnr_geb", "fon_init_geb"]
+EVERYTHING = ("name", "initial", "initials2", "birth", "postcode", "huisnummer")
+
+
+def shared(*agreeing: str, among: list[str] = ONE) -> list[str]:
+    """The types of ``among`` a notice shares with a candidate agreeing on ``agreeing``."""
+    fields = {*agreeing, "sound"} if "name" in agreeing else set(agreeing)
+    return [t for t in among if set(TOKEN_FIELDS[t]) <= fields]
 
 
 # -- the score ---------------------------------------------------------------------------
@@ -49,18 +68,23 @@ BIRTH = ["naam_init_geb", "pc_hnr_geb", "fon_init_geb"]
 @pytest.mark.parametrize(
     ("case", "hits", "mutual", "verdict"),
     [
-        ("everything agrees", NO_BSN, NO_BSN, "accept"),
-        ("no birth date on the notice", ADDRESS, ADDRESS, "accept"),
-        ("moved house", ["naam_init_geb", "fon_init_geb"], NO_BSN, "accept"),
-        ("surname typo", ["pc_hnr_geb", "init_pc_hnr"], NO_BSN, "accept"),
+        ("everything agrees", shared(*EVERYTHING), ONE, "accept"),
+        ("no birth date on the notice", ADDRESS, NO_BIRTH, "accept"),
+        ("moved house", shared("name", "initial", "birth"), ONE, "accept"),
+        ("surname typo", shared("initial", "birth", "postcode", "huisnummer"), ONE, "accept"),
+        ("house number wrong", shared("name", "initial", "birth", "postcode"), ONE, "accept"),
         ("the BSN alone", ["bsn"], ["bsn"], "accept"),
-        ("names swapped, right address and birth date", ["pc_hnr_geb"], NO_BSN, "accept"),
-        ("same name and address, other birth date", ADDRESS, NO_BSN, "review"),
-        ("day and month swapped", ["naam_pc_hnr", "fon_pc_hnr", "init_pc_hnr"], NO_BSN, "review"),
-        ("relative: other initial and birth date", ["naam_pc_hnr", "fon_pc_hnr"], NO_BSN, "none"),
-        ("only the initial and address", ["init_pc_hnr"], NO_BSN, "none"),
+        ("names swapped, right address and birth", shared("birth", "postcode", "huisnummer"),
+         ONE, "accept"),
+        ("same name and address, other birth date", ADDRESS, ONE, "review"),
+        ("surname and postcode wrong", shared("initial", "birth", "huisnummer"), ONE, "review"),
+        ("same surname and birth date elsewhere, other initial", shared("name", "birth"),
+         ONE, "review"),
+        ("relative: other initial and birth date", shared("name", "postcode", "huisnummer"),
+         ONE, "none"),
+        ("only the initial and address", ["init_pc_hnr"], ONE, "none"),
     ],
-)
+)  # fmt: skip
 def test_the_score_weighs_what_agrees_against_what_differs(
     case: str, hits: list[str], mutual: list[str], verdict: str
 ) -> None:
@@ -70,7 +94,18 @@ def test_the_score_weighs_what_agrees_against_what_differs(
 
 
 def test_a_differing_birth_date_costs_more_than_an_unknown_one() -> None:
-    assert score(ADDRESS, NO_BSN) < score(ADDRESS, ADDRESS)
+    assert score(ADDRESS, ONE) < score(ADDRESS, NO_BIRTH)
+
+
+def test_a_moved_address_counts_as_the_postcode_differing() -> None:
+    moved = shared("name", "initial", "birth")
+    # pc_geb not shared: the postcode differs; init_geb_hnr not shared: the number too.
+    assert score(moved, ONE) == sum(WEIGHTS[f][0] for f in ("name", "initial", "birth")) + (
+        WEIGHTS["postcode"][1] + WEIGHTS["huisnummer"][1]
+    )
+    # Without the types that single the postcode out, the address as a whole differs.
+    older = [t for t in ONE if t not in ("pc_geb", "init_geb_hnr")]
+    assert score(moved, older) == score(moved, ONE) - WEIGHTS["huisnummer"][1]
 
 
 def test_a_differing_second_initial_sends_a_notice_without_birth_date_to_review() -> None:
@@ -78,13 +113,37 @@ def test_a_differing_second_initial_sends_a_notice_without_birth_date_to_review(
     assert score(two, two) >= ACCEPT
     assert REVIEW <= score(ADDRESS, two) < ACCEPT
     # Two initials on the notice, one given name in the register: as differing.
-    assert score(ADDRESS, ADDRESS, fewer_initials=True) == score(ADDRESS, two)
-    # One initial on the notice says nothing about the second.
-    assert score(ADDRESS, ADDRESS) >= ACCEPT
+    assert score(ADDRESS, ADDRESS, more_initials=True) == score(ADDRESS, two)
+
+
+def test_one_initial_where_the_register_has_two_keeps_household_evidence_from_accepting() -> None:
+    assert score(ADDRESS, NO_BIRTH) >= ACCEPT
+    assert REVIEW <= score(ADDRESS, NO_BIRTH, fewer_initials=True) < ACCEPT
+    # A look-alike elsewhere: surname, initial and birth date, another address.
+    moved = shared("name", "initial", "birth")
+    assert score(moved, ONE) >= ACCEPT > score(moved, ONE, fewer_initials=True)
+    # With birth date and address agreeing, one initial is no reason for doubt.
+    everything = shared(*EVERYTHING)
+    assert score(everything, ONE, fewer_initials=True) >= ACCEPT + MARGIN
+
+
+def test_a_second_initial_sets_apart_look_alikes_with_one_birth_date() -> None:
+    look_alike = shared("name", "initial", "birth", among=TWO)
+    assert "naam_init2_geb" not in look_alike
+    assert score(look_alike, TWO) < ACCEPT <= score([*look_alike, "naam_init2_geb"], TWO)
 
 
 def test_the_bsn_disagreeing_counts_against_a_candidate() -> None:
-    assert score(NO_BSN, ALL) < score(NO_BSN, NO_BSN) < score(ALL, ALL)
+    assert score(ONE, ALL) < score(ONE, ONE) < score(ALL, ALL)
+
+
+@pytest.mark.parametrize(
+    ("persons", "shift"),
+    [(1, MAX_SHIFT), (5_000, 4), (20_000, 2), (50_000, 1), (70_000, 1), (100_000, 0),
+     (1_000_000, 0)],
+)  # fmt: skip
+def test_a_smaller_register_needs_less_evidence(persons: int, shift: int) -> None:
+    assert size_shift(persons) == shift
 
 
 # -- the matcher against a loaded register ----------------------------------------------
@@ -249,8 +308,8 @@ def test_father_and_son_of_one_initial_without_a_birth_date_go_to_review(
 ) -> None:
     jansen = {"achternaam": "Jansen", "voorletters": "J.", "postcode": "1094HB", "huisnummer": "45"}
     [found] = register.match(register.tokens(**jansen))
-    assert (found.outcome, found.reason, found.margin) == ("review", "ambiguous", 0)
-    assert found.person is None
+    assert (found.outcome, found.reason) == ("review", "ambiguous")
+    assert found.person is None and found.margin is not None and found.margin < MARGIN
     [son] = register.match(register.tokens(**jansen, geboortedatum="1995-02-17"))
     assert (son.outcome, son.person) == ("matched", register.person("joost"))
 
@@ -264,6 +323,35 @@ def test_a_second_initial_tells_father_and_son_apart_without_a_birth_date(
     # A third J. Jansen living there, not registered: neither J.P. nor plain Joost.
     [other] = register.match(register.tokens(**jansen, voorletters="J.M."))
     assert other.outcome == "review" and other.person is None
+
+
+def test_surname_and_house_number_written_wrongly_still_find_the_person(
+    register: Register,
+) -> None:
+    # Only postcode and birth date are left in common (``pc_geb``).
+    [found] = register.match(
+        register.tokens(**{**ANNA, "achternaam": "Mulder", "huisnummer": "21"})
+    )
+    assert (found.outcome, found.person) == ("matched", register.person("anna"))
+
+
+def test_given_name_and_surname_swapped_still_find_the_person(register: Register) -> None:
+    # Piet Bakker written as "B. Piet", at an address the register does not know.
+    swapped = {"achternaam": "Piet", "voorletters": "B.", "geboortedatum": "1973-01-30"}
+    [found] = register.match(register.tokens(**swapped, postcode="1011AB", huisnummer="1"))
+    assert (found.outcome, found.person) == ("matched", register.person("piet"))
+
+
+def test_a_small_register_accepts_what_a_large_one_sends_to_review(register: Register) -> None:
+    # Anna's initials, birth date and house number; surname and postcode written wrongly.
+    garbled = {**ANNA, "achternaam": "Mulder", "postcode": "1011AB"}
+    [small] = register.match(register.tokens(**garbled))
+    assert (small.outcome, small.person) == ("matched", register.person("anna"))
+    assert small.score is not None and small.score < ACCEPT
+    with register.gw.engine.begin() as conn:  # the same register, counted as a city's
+        conn.execute(update(registers).values(persons=100_000))
+    [large] = register.match(register.tokens(**garbled))
+    assert (large.outcome, large.person, large.score) == ("review", None, small.score)
 
 
 def test_someone_not_in_the_register_is_not_resident(register: Register) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from keys.errors import FieldInvalid, SecretInvalid
 from keys.jose import b64e
 from keys.tokens import (
+    TOKEN_FIELDS,
     TOKEN_TYPES,
     LinkageSecret,
     PersonFields,
@@ -229,7 +230,10 @@ def test_partly_unknown_register_birth_date_counts_as_unknown() -> None:
 def test_person_gets_one_name_token_per_surname_variant() -> None:
     tokens = Tokeniser(FIXED).tokens(_register())
     assert list(tokens) == [t for t in TOKEN_TYPES if t != "bsn"]
-    assert len(tokens["naam_init_geb"]) == 4
+    # Four surname variants, and Anna de Vries as "V. Anna" besides.
+    assert len(tokens["naam_init_geb"]) == 5
+    assert len(tokens["naam_geb"]) == 4
+    assert len(tokens["naam_init2_geb"]) == 4
     assert len(tokens["pc_hnr_geb"]) == 1
     assert len(tokens["init_pc_hnr"]) == 1
     for values in tokens.values():
@@ -250,7 +254,34 @@ def test_tokens_of_a_person_are_the_tokens_of_its_fields() -> None:
         "fon_pc_hnr": [tok("fon_pc_hnr", "fris", "1011AB", "5")],
         "init_pc_hnr": [tok("init_pc_hnr", "a", "1011AB", "5")],
         "init2_pc_hnr": [tok("init2_pc_hnr", "am", "1011AB", "5")],
+        "pc_geb": [tok("pc_geb", "1011AB", "1970-01-01")],
+        "naam_geb": [tok("naam_geb", "vries", "1970-01-01")],
+        "init_geb_hnr": [tok("init_geb_hnr", "a", "1970-01-01", "5")],
+        "naam_init2_geb": [tok("naam_init2_geb", "vries", "am", "1970-01-01")],
     }
+
+
+def test_every_field_is_left_out_of_some_type_besides_the_bsn() -> None:
+    # So that one field written wrongly still leaves a token in common.
+    for field in ("name", "initial", "birth", "postcode", "huisnummer"):
+        assert any(
+            field not in fields and "sound" not in fields
+            for kind, fields in TOKEN_FIELDS.items()
+            if kind != "bsn"
+        )
+
+
+def test_the_register_adds_given_name_and_surname_swapped() -> None:
+    tokeniser = Tokeniser(FIXED)
+    register = _register(naamgebruik="E", voornamen="Danny", geslachtsnaam="Stephenson")
+    assert register.swapped == (("danny", "s"),)
+    swapped = _creditor(achternaam="Danny", voorvoegsel="", voorletters="S.", postcode="")
+    assert _shared(tokeniser.tokens(swapped), tokeniser.tokens(register)) == {
+        "naam_init_geb",
+        "fon_init_geb",
+    }
+    # A creditor's record has no swapped variant of its own.
+    assert _creditor().swapped == ()
 
 
 def test_person_fields_holding_the_separator_are_refused() -> None:
@@ -278,11 +309,14 @@ def test_bsn_token_only_when_asked_for() -> None:
 def test_types_with_a_missing_field_are_left_out() -> None:
     tokeniser = Tokeniser(FIXED)
     no_address = tokeniser.tokens(_creditor(postcode="", huisnummer=""))
-    assert set(no_address) == {"naam_init_geb", "fon_init_geb"}
+    assert set(no_address) == {"naam_init_geb", "fon_init_geb", "naam_geb", "naam_init2_geb"}
+    no_number = tokeniser.tokens(_creditor(huisnummer=""))
+    assert "pc_geb" in no_number and "pc_hnr_geb" not in no_number
     no_birth_date = tokeniser.tokens(_creditor(geboortedatum=""))
     assert set(no_birth_date) == {"naam_pc_hnr", "fon_pc_hnr", "init_pc_hnr", "init2_pc_hnr"}
     one_initial = tokeniser.tokens(_creditor(voorletters="A."))
     assert "init2_pc_hnr" not in one_initial and "init_pc_hnr" in one_initial
+    assert "naam_init2_geb" not in one_initial and "naam_init_geb" in one_initial
     nothing = tokeniser.tokens(_creditor(achternaam="", voorletters="", geboortedatum=""))
     assert set(nothing) == set()
 
@@ -296,6 +330,8 @@ def test_spelling_variants_share_a_phonetic_key_token() -> None:
         "fon_init_geb",
         "fon_pc_hnr",
         "init_pc_hnr",
+        "pc_geb",
+        "init_geb_hnr",
     }
 
 
