@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
@@ -81,7 +82,7 @@ from gateway.store.schema import receipts
 from gateway.tls import client_certificate
 from keys.errors import CertificateInvalid
 from keys.home import ENV_HOME
-from keys.jwk import jwks
+from keys.jwk import OIN, jwks
 from keys.limits import MAX_ENVELOPES_PER_REQUEST, MAX_REQUEST_BYTES
 from keys.pki import certificate_identity
 
@@ -531,6 +532,15 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _routes(gw: Gateway) -> APIRouter:
     router = APIRouter()
+    # One delivery at a time per worker process: a second one's checks would share the
+    # interpreter with the first one's store transaction, which holds SQLite's write
+    # lock for every worker meanwhile. The workers give the parallelism.
+    intake = threading.Lock()
+
+    def _submit(sender: OIN, envelopes: list[str]) -> ingest.Receipt:
+        with intake:
+            return ingest.submit(gw, sender=sender, envelopes=envelopes, intake="rest")
+
     authenticated = (401, 403)
 
     @router.post(
@@ -543,9 +553,7 @@ def _routes(gw: Gateway) -> APIRouter:
     )
     async def submit_notices(request: Request, partner: Creditor) -> ReceiptOut:
         envelopes = _envelopes(await _read_body(request, MAX_REQUEST_BYTES))
-        receipt = await run_in_threadpool(
-            ingest.submit, gw, sender=partner.oin, envelopes=envelopes, intake="rest"
-        )
+        receipt = await run_in_threadpool(_submit, partner.oin, envelopes)
         counts = Counts(
             accepted=receipt.count("accepted"),
             duplicate=receipt.count("duplicate"),

@@ -83,6 +83,10 @@ class _Checked:
     notice: Notice
     route: Route
     trace_id: str
+    events: list[dict[str, str]]
+    """The audit events of its acceptance, made before any lock is taken."""
+    signal: bytes | None
+    """What its recipient receives (``signal_for``), as JSON; None when closed."""
 
 
 def submit(
@@ -142,7 +146,7 @@ def prepare(
     judged = [_judge(gw, router, state, r, now) if isinstance(r, Checked) else r for r in checked]
     routes = iter(router.route_all([r[0].notice for r in judged if isinstance(r, tuple)]))
     results = [
-        result if isinstance(result, Refused) else _route(router, state, result, next(routes), now)
+        result if isinstance(result, Refused) else _route(sender, state, result, next(routes), now)
         for result in judged
     ]
     return Prepared(
@@ -171,20 +175,18 @@ def _judge(
 
 
 def _route(
-    router: Router,
+    sender: OIN,
     state: PolicyState,
     judged: tuple[Checked, Decision],
     decided: Route | Unroutable,
     now: datetime,
 ) -> _Checked | Refused:
+    """The notice's route, closed when the person objected; its audit events and signal
+    are made here, outside the store's transaction, which holds SQLite's write lock."""
     result, decision = judged
     notice = result.notice
     if isinstance(decided, Unroutable):
         return Refused(notice.jti, "gemeente_unknown", decided.cause)
-    if not router.keyset_kids(notice.gemeente) <= result.kids:
-        # Judged against the whole key set, never the routed team: which team a signal
-        # goes to depends on the person, and the receipt must not tell.
-        return Refused(notice.jti, "contact_block_invalid", "recipients_incomplete")
     fields = decision.audit_fields()
     objected = objection(state, notice, decided.match.person, today=now.date())
     if objected is not None:
@@ -193,7 +195,15 @@ def _route(
         fields["objection"] = str(objected.id)
         decided = Route("closed", "objection", decided.match, closed_as="objection")
     decided = replace(decided, policy=tuple(fields.items()))
-    return _Checked(result.opened, notice, decided, new_trace_id())
+    trace = new_trace_id()
+    signal = None
+    if decided.recipient is not None and decided.kid is not None:
+        content = signal_for(
+            notice, decided, decided.recipient, decided.kid, result.opened.claims["contact"]
+        )
+        signal = json.dumps(content, sort_keys=True).encode()
+    events = _accepted_events(sender, now, notice.jti, decided, trace)
+    return _Checked(result.opened, notice, decided, trace, events, signal)
 
 
 def store(
@@ -238,7 +248,7 @@ def store(
         seen[jti] = payload_hash
         accepted.append((result, sha))
         items.append(Item(position, sha, jti, "accepted"))
-        events.extend(_accepted_events(sender, now, jti, result.route, result.trace_id))
+        events.extend(result.events)
     _store(gw, conn, accepted, receipt_id, now)
     return items, events
 
@@ -356,10 +366,9 @@ def _store(
                 "person": decided.match.person,
             }
         )
-        recipient, kid = decided.recipient, decided.kid
-        if recipient is None or kid is None:
+        recipient = decided.recipient
+        if recipient is None or checked.signal is None:
             continue
-        signal = signal_for(notice, decided, recipient, kid, checked.opened.claims["contact"])
         signals.append(
             (
                 len(rows) - 1,
@@ -369,7 +378,7 @@ def _store(
                     "contact": gw.cipher.seal(
                         conn,
                         bucket,
-                        json.dumps(signal, sort_keys=True).encode(),
+                        checked.signal,
                         aad=f"delivery:{notice.jti}:{recipient}".encode(),
                     ),
                     "created_at": now,

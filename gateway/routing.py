@@ -94,11 +94,6 @@ class Router:
         self._matcher = Matcher(gw.engine)
         self._gemeenten: dict[str, Outreach | Unroutable] = {}
 
-    def keyset_kids(self, gemeente: str) -> frozenset[KeyID]:
-        """The kids of the municipality's whole key set (after ``route_all``)."""
-        found = self._gemeenten.get(gemeente)
-        return found.kids if isinstance(found, Outreach) else frozenset()
-
     def route_all(self, batch: Sequence[Notice]) -> list[Route | Unroutable]:
         """One route per notice, in order; matching runs once per municipality and kid."""
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)
