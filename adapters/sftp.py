@@ -45,7 +45,8 @@ Progress = Callable[[int, int], None]
 
 def batch_file(envelopes: Sequence[str]) -> bytes:
     """A batch file: one ``{"envelope": ...}`` per line, LF after each."""
-    return b"".join(json.dumps({"envelope": e}).encode("ascii") + b"\n" for e in envelopes)
+    lines = (json.dumps({"envelope": e}, separators=(",", ":")) + "\n" for e in envelopes)
+    return "".join(lines).encode("ascii")
 
 
 class SftpClient:

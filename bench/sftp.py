@@ -98,7 +98,7 @@ def seal_part(args: tuple[str, list[dict[str, str]]]) -> list[str]:
                 sealed = creditor.seal_row(profile.Row(i + 2, values, ATTESTED), transport, now=now)
             except RowInvalid:
                 continue  # a postcode outside the municipality: not this gateway's
-            lines.append(json.dumps({"envelope": sealed.envelope}))
+            lines.append(json.dumps({"envelope": sealed.envelope}, separators=(",", ":")))
     finally:
         gw.close()
     return lines

@@ -30,7 +30,6 @@ Status codes and error codes (the contract partners code against):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -41,6 +40,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, cast
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -281,7 +281,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return orjson.loads(body)  # a batch body is megabytes: parsed about 3x faster
     except (ValueError, RecursionError) as exc:
         raise _body_invalid("the body is not JSON") from exc
 

@@ -14,13 +14,13 @@ verifies is ``envelope_invalid``; the precise cause goes to the audit log.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import Connection, insert, select
 
 from gateway.audit import new_trace_id, step
@@ -201,7 +201,7 @@ def _route(
         content = signal_for(
             notice, decided, decided.recipient, decided.kid, result.opened.claims["contact"]
         )
-        signal = json.dumps(content, sort_keys=True).encode()
+        signal = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     events = _accepted_events(sender, now, notice.jti, decided, trace)
     return _Checked(result.opened, notice, decided, trace, events, signal)
 
