@@ -1,9 +1,11 @@
 """The one ingest pipeline behind every intake (REST, SFTP, the demo's self-check).
 
-    limits → identity → open → verify → schema → match → route → replay → store → receipt
+    limits → identity → open → verify → schema → policy → match → objection → route
+        → replay → store → receipt
 
-The transport authenticates the sender before any of this runs. Opening and verifying
-happen first and touch no table that changes; then one transaction stores every
+The transport authenticates the sender before any of this runs. Opening, verifying,
+the policy and matching happen first and touch no table that changes (a notice the
+policy refuses is never compared with the register); then one transaction stores every
 accepted notice, its delivery, the audit events of every step and the signed receipt,
 so a failure leaves nothing half-written and a retry gives ``duplicate`` for whatever
 an earlier attempt did store.
