@@ -23,6 +23,8 @@ from gateway.audit import step
 from gateway.errors import NotResolvable, NotRoutable, PersonUnknown
 from gateway.ingest import signal_for
 from gateway.matching import Match, labels_of
+from gateway.partnerships import policy_state
+from gateway.policy import objection
 from gateway.routing import Route, Unroutable, outreach, route
 from gateway.schema import Notice
 from gateway.service import Gateway
@@ -153,7 +155,8 @@ def resolve(
 ) -> Resolution:
     """Resolve the review signal delivered to the back office ``recipient`` as
     ``delivery_id``: assign it to the person ``pseudonym`` (routed to their team, or
-    closed when the register says deceased or moved out), or ``close`` it with one of
+    closed when the register says deceased or moved out or the person objected), or
+    ``close`` it with one of
     ``CLOSE_REASONS``. Exactly one of the two.
 
     Raises ``NotResolvable`` when the delivery is not this back office's or its notice
@@ -284,6 +287,20 @@ def _assign(
             conn, stored.bucket, stored.sealed, aad=f"notice:{review.jti}".encode()
         )
         notice = Notice.model_validate(notice_claims(jws.decode("ascii")))
+        state = policy_state(gw.engine, gemeenten=[review.gemeente])
+        objected = objection(state, notice, person, today=now.date())
+        if objected is not None:
+            # The person the back office found objected: closed and delivered to
+            # nobody, as at intake; the audit log names the objection.
+            conn.execute(
+                update(notices)
+                .where(notices.c.id == review.notice_id)
+                .values(status="closed", outcome="objection")
+            )
+            _acknowledge(conn, delivery_id, now)
+            closed = _resolved(recipient, review, "closed", "objection", person, now)
+            gw.audit.append(conn, [{**closed, "objection": str(objected.id)}])
+            return Resolution(delivery_id, review.jti, "closed", "objection")
         try:
             signal = signal_for(notice, decided, team, kid, notice.contact)
         except ContactBlockInvalid as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from adapters import profile
 from adapters.creditor import Creditor, read_export
@@ -24,13 +24,14 @@ from adapters.team import Team
 from gateway import inbox, ingest, withdraw
 from gateway.clock import FixedClock
 from gateway.errors import NotResolvable, NotRoutable, PersonUnknown
+from gateway.partnerships import ObjectionIn, add_objection
 from gateway.service import Gateway
 from gateway.settings import Settings
-from gateway.store.schema import deliveries, notices
+from gateway.store.schema import deliveries, notices, objections
 from keys.errors import ContactBlockInvalid
 from keys.home import PartyHome
 from keys.jwk import OIN
-from signaalpoort import GEMEENTE, LocalTransport, _party, init_demo
+from signaalpoort import AMSTERDAM_OIN, GEMEENTE, LocalTransport, _party, init_demo
 from tests.conftest import BACKENDS, PostgresServer
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -358,3 +359,32 @@ def test_exactly_one_of_pseudonym_and_a_known_close_reason_is_taken(
         with pytest.raises(ValueError):
             inbox.resolve(gw, recipient=BACKOFFICE, delivery_id=delivery, **wrong)
     assert notice_row(gw, jti).status == "review"
+
+
+def test_assigning_a_person_who_objected_closes_the_signal_and_delivers_nothing(
+    demo: Demo, gw: Gateway
+) -> None:
+    jti, delivery = send_review(demo)
+    person = pseudonym(demo, JANSEN_FATHER)
+    objected = ObjectionIn(
+        v=1, gemeente=GEMEENTE, ref="BEZWAAR-RESOLVE", person=person, starts=NOW.date()
+    )
+    with gw.engine.begin() as conn:
+        objection_id = add_objection(conn, objected, by=AMSTERDAM_OIN, now=NOW, audit=gw.audit)
+    try:
+        done = inbox.resolve(gw, recipient=BACKOFFICE, delivery_id=delivery, pseudonym=person)
+    finally:
+        with gw.engine.begin() as conn:  # the module's other tests resolve to him too
+            conn.execute(delete(objections).where(objections.c.id == objection_id))
+    assert (done.status, done.outcome, done.team) == ("closed", "objection", None)
+    stored = notice_row(gw, jti)
+    assert (stored.status, stored.outcome, stored.person) == ("closed", "objection", person)
+    [backoffice] = deliveries_of(gw, jti)
+    assert (backoffice.recipient_oin, backoffice.acked_at) == (BACKOFFICE, NOW)
+    assert jti not in {i.signal["jti"] for i in inbox.pull(gw, recipient=NOORD, limit=500)}
+    [resolved] = events(gw, jti, "notice.resolved")
+    assert (resolved["result"], resolved["reason"], resolved["objection"]) == (
+        "closed",
+        "objection",
+        str(objection_id),
+    )
