@@ -32,7 +32,7 @@ from gateway.policy import Decision, PolicyState, decide, objection
 from gateway.routing import Route, Router, Unroutable
 from gateway.schema import Notice
 from gateway.service import Gateway
-from gateway.store.atrest import bucket_for
+from gateway.store.atrest import add_months, bucket_for
 from gateway.store.schema import deliveries, notices, receipts
 from keys.contact import strip_contact
 from keys.envelope import OpenedNotice, envelope_sha256
@@ -438,10 +438,7 @@ def routing_of(decided: Route, recipient: str) -> dict[str, Any]:
 
 
 def _expiry(gw: Gateway, notice: Notice, now: datetime) -> date:
-    months = gw.settings.retention_months[notice.category]
-    start = now.date()
-    month = start.month - 1 + months
-    return date(start.year + month // 12, month % 12 + 1, 1)
+    return add_months(now.date(), gw.settings.retention_months[notice.category])
 
 
 def _sign(

@@ -84,9 +84,7 @@ def add_partnership(
     Raises ``PartnerUnknown`` when no creditor is registered under ``creditor``, and
     ``PolicyConflict`` for an empty category list or ``ends`` not after ``starts``.
     """
-    row = conn.execute(select(partners.c.role).where(partners.c.oin == creditor)).first()
-    if row is None or row.role != "creditor":
-        raise PartnerUnknown(f"no creditor {creditor}", cause="not_a_creditor")
+    _check_creditor(conn, creditor)
     if not categories:
         raise PolicyConflict("a partnership names at least one category", cause="no_category")
     if ends is not None and ends <= starts:
@@ -144,6 +142,12 @@ def list_partnerships(conn: Connection, *, gemeente: str | None = None) -> list[
         PartnershipRow(_partnership(row), row.created_by, row.created_at)
         for row in conn.execute(query)
     ]
+
+
+def _check_creditor(conn: Connection, oin: str) -> None:
+    row = conn.execute(select(partners.c.role).where(partners.c.oin == oin)).first()
+    if row is None or row.role != "creditor":
+        raise PartnerUnknown(f"no creditor {oin}", cause="not_a_creditor")
 
 
 def _partnership(row: Any) -> Partnership:
@@ -280,9 +284,7 @@ def add_consent(
     person: str | None = None,
 ) -> int:
     """Register a consent record; ``PolicyConflict`` when the creditor used its ``ref``."""
-    row = conn.execute(select(partners.c.role).where(partners.c.oin == consent.creditor)).first()
-    if row is None or row.role != "creditor":
-        raise PartnerUnknown(f"no creditor {consent.creditor}", cause="not_a_creditor")
+    _check_creditor(conn, consent.creditor)
     values = {t: v for t, v in consent.tokens.values.items() if t in STRONG_TOKENS}
     try:
         with conn.begin_nested():
@@ -311,6 +313,7 @@ def add_consent(
         consent.ref,
         by,
         now,
+        role="creditor",
         subject=person,
         creditor=consent.creditor,
     )
@@ -332,7 +335,7 @@ def withdraw_consent(
         return None
     if row.withdrawn_at is None:
         conn.execute(update(consents).where(consents.c.id == row.id).values(withdrawn_at=now))
-        _audit(audit, conn, "consent.withdrawn", ref, by, now, creditor=creditor)
+        _audit(audit, conn, "consent.withdrawn", ref, by, now, role="creditor", creditor=creditor)
     return stop_without_consent(conn, now=now, audit=audit)
 
 
@@ -392,6 +395,7 @@ def stop_without_consent(conn: Connection, *, now: datetime, audit: AuditLog) ->
             creditor,
             creditor,
             now,
+            role="creditor",
             subject=person,
             signals=str(len(ids)),
         )
@@ -444,9 +448,11 @@ def _audit(
     by: str,
     now: datetime,
     *,
+    role: str = "municipality",
     subject: str | None = None,
     **extra: str,
 ) -> None:
+    """Record a change made by ``by``: the municipality, or for consents the creditor."""
     audit.append(
         conn,
         [
@@ -455,7 +461,7 @@ def _audit(
                 obj=obj,
                 result="done",
                 organisation=by,
-                role="municipality",
+                role=role,
                 activity=POLICY_ACTIVITY,
                 now=now,
                 subject=subject,

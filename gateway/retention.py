@@ -48,7 +48,7 @@ from gateway.errors import GatewayError
 from gateway.partnerships import stop_without_consent
 from gateway.schema import Category
 from gateway.service import Gateway
-from gateway.store.atrest import bucket_for
+from gateway.store.atrest import add_months, bucket_for
 from gateway.store.schema import data_keys, deliveries, notices, retention_statistics
 from keys.errors import Error as KeysError
 
@@ -69,11 +69,6 @@ _PSEUDONYM = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BUCKET = re.compile(r"(?P<category>[A-Z]+)-(?P<year>[0-9]{4})-(?P<month>[0-9]{2})")
 
 
-def _add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def expires_at(bucket: str) -> datetime | None:
     """The moment a retention bucket expires (the first day after its month, 00:00 UTC);
     None for a bucket that is not a category's ``CATEGORY-YYYY-MM``."""
@@ -83,7 +78,7 @@ def expires_at(bucket: str) -> datetime | None:
     month = int(found["month"])
     if not 1 <= month <= 12:
         return None
-    end = _add_months(date(int(found["year"]), month, 1), 1)
+    end = add_months(date(int(found["year"]), month, 1), 1)
     return datetime(end.year, end.month, end.day, tzinfo=UTC)
 
 
@@ -159,7 +154,7 @@ def _purge(gw: Gateway, bucket: str, now: datetime) -> Purged | None:
     found = _BUCKET.fullmatch(bucket)
     assert found is not None  # only buckets ``expired`` named come here
     target = bucket_for(
-        found["category"], _add_months(now.date(), gw.settings.retention_open_case_months)
+        found["category"], add_months(now.date(), gw.settings.retention_open_case_months)
     )
     with gw.engine.begin() as conn:
         # The data_keys row is the bucket's lock: a second purger skips it, and a

@@ -51,6 +51,12 @@ def bucket_for(category: str, expires: date) -> str:
     return check_bucket(f"{category}-{expires.year:04d}-{expires.month:02d}")
 
 
+def add_months(day: date, months: int) -> date:
+    """The first day of the month ``months`` after ``day``'s (a bucket's month)."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def _innermost(conn: Connection) -> Transaction | None:
     # A savepoint that rolls back may take a new data_keys row with it, so a check
     # holds only for the innermost transaction it was made in, while that is active.

@@ -308,6 +308,13 @@ def test_withdrawing_consent_stops_the_signals_still_queued(
     with gw.engine.connect() as conn:
         row = conn.execute(select(notices.c.status, notices.c.outcome)).one()
     assert (row.status, row.outcome) == ("closed", "no_consent")
+    with gw.engine.connect() as conn:
+        roles = {e["action"]: e["role"] for e in gw.audit.query(conn) if "consent" in e["action"]}
+    assert roles == {
+        "consent.registered": "creditor",
+        "consent.withdrawn": "creditor",
+        "consent.signals_stopped": "creditor",
+    }
 
 
 def test_the_scheduled_job_stops_the_queued_signals_of_an_expired_consent(
