@@ -21,8 +21,10 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 HASH_BYTES = 32
@@ -70,8 +72,16 @@ def canonical_event(event: Mapping[str, Any]) -> bytes:
     """The canonical bytes of an event; ``TypeError`` for floats, non-str keys, others."""
     if not isinstance(event, Mapping):
         raise TypeError("an audit event is a mapping")
-    # Events are flat in practice; only anything else needs the walk that names a path.
-    if not (set(map(type, event)) <= _STR and set(map(type, event.values())) <= _FLAT):
+    # Events are flat in practice: orjson writes them byte for byte as the standard
+    # library below would, several times faster. Anything else needs the walk that
+    # names a path, and whatever orjson refuses (an integer beyond 64 bits, a lone
+    # surrogate) is left to the standard library to write or refuse.
+    if set(map(type, event)) <= _STR and set(map(type, event.values())) <= _FLAT:
+        try:
+            return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass
+    else:
         _check_json(event, "$")
     text = json.dumps(
         event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -143,6 +153,7 @@ def checkpoint_message(size: int, root: bytes) -> bytes:
     return CHECKPOINT_PREFIX + str(size).encode("ascii") + b"\n" + root.hex().encode("ascii")
 
 
+@lru_cache(maxsize=64)  # a batch stamps all its events with one moment
 def format_time(moment: datetime) -> str:
     """An aware datetime as ISO 8601 UTC with microseconds: ``2026-05-01T12:00:00.000000Z``."""
     if moment.tzinfo is None:

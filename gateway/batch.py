@@ -41,6 +41,7 @@ from gateway.audit import step
 from gateway.ingest import Item
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.store.bulk import insert_rows
 from gateway.store.schema import batch_files, batch_lines, receipts
 from keys.jose import loads_object
 from keys.jwk import OIN
@@ -341,8 +342,9 @@ def _judge_chunk(
                 events.append(
                     _event(sender, gw, "notice.refused", f"line {n}", "refused", "malformed")
                 )
-        conn.execute(
-            insert(batch_lines),
+        insert_rows(
+            conn,
+            batch_lines,
             [
                 {
                     "file_id": file_id,

@@ -33,6 +33,7 @@ from gateway.routing import Route, Router, Unroutable
 from gateway.schema import Notice
 from gateway.service import Gateway
 from gateway.store.atrest import add_months, bucket_for
+from gateway.store.bulk import insert_rows
 from gateway.store.schema import deliveries, notices, receipts
 from keys.contact import strip_contact
 from keys.envelope import OpenedNotice, envelope_sha256
@@ -387,7 +388,7 @@ def _store(
                 },
             )
         )
-    conn.execute(insert(notices), rows)
+    insert_rows(conn, notices, rows)
     if signals:
         # One query for the new ids: an ordered RETURNING over many rows makes SQLite
         # run the insert a row at a time.
@@ -399,7 +400,7 @@ def _store(
         ids = {jti: notice_id for jti, notice_id in found}
         for row, delivery in signals:
             delivery["notice_id"] = ids[rows[row]["jti"]]
-        conn.execute(insert(deliveries), [delivery for _, delivery in signals])
+        insert_rows(conn, deliveries, [delivery for _, delivery in signals])
 
 
 def signal_for(

@@ -67,6 +67,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import Connection, Engine, String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
@@ -159,7 +160,7 @@ class Label:
 
 def labels_of(stored: str) -> tuple[Label, ...]:
     """A person's labels as ``register_persons.labels`` keeps them (a JSON list)."""
-    return tuple(Label(x["label"], x["team"]) for x in json.loads(stored))
+    return tuple(Label(x["label"], x["team"]) for x in orjson.loads(stored))
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from gateway.audit import step
 from gateway.errors import RegisterInvalid
 from gateway.service import Gateway
+from gateway.store.bulk import insert_rows
 from gateway.store.engine import reading
 from gateway.store.schema import register_persons, register_tokens, registers
 from keys.tokens import TOKEN_TYPES
@@ -376,9 +377,9 @@ class _Loading:
     def flush(self) -> None:
         with self._gw.engine.begin() as conn:
             if self._persons:
-                conn.execute(insert(register_persons), self._persons)
+                insert_rows(conn, register_persons, self._persons)
             if self._tokens:
-                conn.execute(insert(register_tokens), self._tokens)
+                insert_rows(conn, register_tokens, self._tokens)
         self._persons, self._tokens = [], []
 
 

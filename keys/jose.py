@@ -105,16 +105,16 @@ def loads_object(data: bytes | str) -> dict[str, Any]:
     UTF-8 only (no BOM, no UTF-16/32), no duplicate members, no NaN or Infinity, and no
     lone surrogates: anything whose canonical form would differ from what was parsed.
 
-    Text that is already in canonical form (sorted keys, no spaces, as ``canonical``
-    writes it, which is how the creditor adapter signs) is proven so by re-serialising
-    it with orjson: a duplicate member, a number out of range or an escape would make
-    the bytes differ. Anything else, and anything orjson refuses, goes through the
-    strict parser below, which decides.
+    Compact text (no spaces, members in any order, as ``canonical`` and joserfc write
+    it) is proven strict by re-serialising it with orjson, which keeps the members'
+    order: a duplicate member, a number out of range or an escape would make the bytes
+    differ. Anything else, and anything orjson refuses, goes through the strict parser
+    below, which decides.
     """
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     try:
         parsed = orjson.loads(raw)
-        if type(parsed) is dict and orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS) == raw:
+        if type(parsed) is dict and orjson.dumps(parsed) == raw:
             return parsed
     except orjson.JSONDecodeError:
         pass

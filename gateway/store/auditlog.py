@@ -26,6 +26,7 @@ from gateway.audit import (
     leaf_hash,
 )
 from gateway.errors import AuditBroken
+from gateway.store.bulk import insert_rows
 from gateway.store.schema import audit_checkpoints, audit_events, audit_head
 from keys.errors import Error as KeysError
 
@@ -95,7 +96,7 @@ class AuditLog:
                     "created_at": now,
                 }
             )
-        conn.execute(insert(audit_events), rows)
+        insert_rows(conn, audit_events, rows)
         conn.execute(
             update(audit_head)
             .where(audit_head.c.id == 1)

@@ -29,10 +29,19 @@ def test_json_in_any_layout_parses_like_the_standard_library(obj: dict[str, Any]
     assert loads_object(text) == loads_object(text.encode()) == json.loads(text)
 
 
+@given(st.dictionaries(st.text(), JSON_VALUES, max_size=6))
+def test_compact_json_with_members_in_any_order_parses_like_the_standard_library(
+    obj: dict[str, Any],
+) -> None:
+    text = json.dumps(dict(reversed(obj.items())), separators=(",", ":"), ensure_ascii=False)
+    assert loads_object(text.encode()) == json.loads(text)
+
+
 @pytest.mark.parametrize(
     "text",
     [
         b'{"a":1,"a":1}',  # canonical apart from the duplicate
+        b'{"b":1,"a":2,"b":1}',  # compact, unsorted, with a duplicate
         b'{"a":1,"b":{"c":2,"c":3}}',
         b'{"b": 1, "a": 2, "b": 1}',
     ],
