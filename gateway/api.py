@@ -75,7 +75,7 @@ from gateway.partnerships import (
     withdraw_consent,
 )
 from gateway.schema import Category
-from gateway.service import Gateway
+from gateway.service import Gateway, settle
 from gateway.settings import Settings
 from gateway.store.engine import reading
 from gateway.store.schema import receipts
@@ -870,6 +870,7 @@ def create_app(gw: Gateway, *, close_on_shutdown: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settle()
         try:
             yield
         finally:

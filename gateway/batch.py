@@ -39,7 +39,7 @@ from sqlalchemy import Connection, insert, select, update
 from gateway import dropbox, ingest
 from gateway.audit import step
 from gateway.ingest import Item
-from gateway.service import Gateway
+from gateway.service import Gateway, settle
 from gateway.settings import Settings
 from gateway.store.bulk import insert_rows
 from gateway.store.schema import batch_files, batch_lines, receipts
@@ -313,6 +313,7 @@ _WORKER: Gateway | None = None
 def _start_worker(home: str) -> None:
     global _WORKER
     _WORKER = Gateway.open(Settings.load(Path(home)))
+    settle()
 
 
 def _worker_chunk(

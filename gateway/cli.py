@@ -31,7 +31,7 @@ from gateway.partnerships import (
 from gateway.register import load_register
 from gateway.retention import RetentionJob, check_pseudonym, forget_person, purge_expired
 from gateway.schema import Category
-from gateway.service import Gateway
+from gateway.service import Gateway, settle
 from gateway.settings import Settings
 from gateway.store.engine import reading
 from gateway.store.schema import partners
@@ -281,6 +281,7 @@ def batch_run(
     """Process every complete batch upload waiting now, then stop."""
     settings = Settings.load(home)
     gw = Gateway.open(settings)
+    settle()
     try:
         results = process_waiting(
             gw, workers=workers or settings.batch_workers or (os.cpu_count() or 1)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import orjson
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwe import GeneralJSONSerialization
@@ -23,13 +24,12 @@ from keys.jose import (
     ENC_ALG,
     KEY_ALG,
     HeaderError,
-    b64e,
+    b64d,
     canonical,
     check_jwe_header,
     is_b64url,
     is_epk,
     loads_object,
-    parse_header,
 )
 from keys.jwk import KeyID, PrivateKey, PublicKey
 from keys.limits import MAX_CONTACT_RECIPIENTS
@@ -88,12 +88,13 @@ def check_contact_block(block: Any, *, jti: str) -> list[KeyID]:
         if not is_b64url(value):
             raise ContactBlockInvalid("contact block is not base64url", cause="malformed")
     try:
-        protected = parse_header(block["protected"])
-    except HeaderError:
+        raw = b64d(block["protected"])
+        protected = loads_object(raw)
+    except ValueError:
         raise ContactBlockInvalid("contact header is not JSON", cause="malformed") from None
     if set(protected) != _PROTECTED or protected.get("enc") != ENC_ALG:
         raise ContactBlockInvalid("contact header refused", cause="header_invalid")
-    if protected.get("cty") != CONTACT_CTY or _compact_header(protected) != block["protected"]:
+    if protected.get("cty") != CONTACT_CTY or not _is_compact(protected, raw):
         # The AAD is the protected member as received; JOSE libraries that rebuild it
         # from the parsed header need it in compact form, so the profile requires that.
         raise ContactBlockInvalid("contact header refused", cause="header_invalid")
@@ -173,5 +174,8 @@ def open_contact(block: dict[str, Any], *, keys: Sequence[PrivateKey], jti: str)
     return contact
 
 
-def _compact_header(header: dict[str, Any]) -> str:
-    return b64e(json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii"))
+def _is_compact(header: dict[str, Any], raw: bytes) -> bool:
+    """Whether ``raw`` is ``header`` written compactly, non-ASCII as ``\\u`` escapes."""
+    if raw.isascii() and orjson.dumps(header) == raw:
+        return True  # the same bytes the standard library writes below, found faster
+    return json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii") == raw

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy import Connection, Dialect, LargeBinary, Table, insert
+from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any] | None
 
@@ -48,7 +49,13 @@ def _statement(
     """The compiled INSERT, its bind names in the driver's order, and their processors."""
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
     names = tuple(compiled.positiontup or ()) if compiled.positional else columns
-    processors = tuple(
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
+    processors = tuple(_processor(table.c[name].type, dialect) for name in names)
     return str(compiled), names, processors, compiled.positional
+
+
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+    # Both drivers take bytes as they are; SQLAlchemy's binary processor only wraps
+    # them for drivers that need it.
+    if isinstance(type_, LargeBinary):
+        return None
+    return type_.dialect_impl(dialect).bind_processor(dialect)

@@ -22,7 +22,7 @@ from keys.contact import (
     strip_contact,
 )
 from keys.errors import ContactBlockInvalid
-from keys.jose import b64d
+from keys.jose import b64d, b64e
 from keys.jwk import PrivateKey
 from keys.limits import MAX_CONTACT_RECIPIENTS
 
@@ -148,6 +148,35 @@ def test_any_contact_details_round_trip(
 ) -> None:
     sealed = seal_contact(contact, jti=JTI, recipients=[team_a.public(), team_b.public()])
     assert open_contact(sealed, keys=[team_b], jti=JTI) == contact
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '{"enc": "A256GCM", "cty": "contact+json", "jti": "%s"}',  # spaces
+        '{"enc":"A256GCM","cty":"contact+json","jti":"\\u0035%s"}',  # an escape not needed
+    ],
+)
+def test_the_gateway_refuses_a_protected_header_that_is_not_compact(
+    block: dict[str, Any], header: str
+) -> None:
+    # The AAD is the member as received; a JOSE library that rebuilds it from the
+    # parsed header would fail to open anything not written compactly.
+    jti = JTI if "\\u0035" not in header else JTI[1:]
+    loose = {**block, "protected": b64e((header % jti).encode("ascii"))}
+    with pytest.raises(ContactBlockInvalid) as info:
+        check_contact_block(loose, jti=JTI)
+    assert info.value.cause == "header_invalid"
+
+
+def test_the_gateway_takes_a_compact_header_in_any_member_order(
+    block: dict[str, Any], team_a: PrivateKey
+) -> None:
+    reordered = json.dumps({"jti": JTI, "cty": "contact+json", "enc": "A256GCM"})
+    compact = reordered.replace(" ", "").encode("ascii")
+    assert check_contact_block({**block, "protected": b64e(compact)}, jti=JTI) == [
+        r["header"]["kid"] for r in block["recipients"]
+    ]
 
 
 # --- tampering ------------------------------------------------------------------------------
