@@ -870,7 +870,6 @@ def create_app(gw: Gateway, *, close_on_shutdown: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settle()
         try:
             yield
         finally:
@@ -934,4 +933,6 @@ def create_app(gw: Gateway, *, close_on_shutdown: bool = False) -> FastAPI:
 def app_from_env() -> FastAPI:
     """The app of the gateway whose home is ``$SIGNAALPOORT_HOME`` (uvicorn workers)."""
     gw = Gateway.open(Settings.load(Path(os.environ[ENV_HOME])))
-    return create_app(gw, close_on_shutdown=True)
+    app = create_app(gw, close_on_shutdown=True)
+    settle()
+    return app

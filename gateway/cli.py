@@ -199,6 +199,7 @@ def serve(
     janitor = RetentionJob(
         Gateway.open(settings), interval=settings.retention_interval_seconds, owns_gateway=True
     )
+    settle()
     try:
         if workers > 1:
             Multiprocess(config, sockets=[sock]).run()

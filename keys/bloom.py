@@ -25,11 +25,8 @@ from functools import reduce
 from operator import add, or_
 from types import MappingProxyType
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from keys.jose import b64e
-from keys.tokens import FIELD_SEPARATOR, LinkageSecret
+from keys.tokens import FIELD_SEPARATOR, LinkageSecret, derive_key
 
 __all__ = ["FIELDS", "BloomEncoder", "FieldSpec", "similarity"]
 
@@ -73,11 +70,6 @@ _YEAR = re.compile(r"[0-9]{4}")
 _MONTH_DAY = re.compile(r"-([0-9]{2})-([0-9]{2})")
 _WORD = 1 << 64
 _CACHE_LIMIT = 1 << 14
-
-
-def _derive(secret: bytes, info: bytes) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=HKDF_SALT, info=info)
-    return hkdf.derive(secret)
 
 
 def _permutation(key: bytes, n: int) -> list[int]:
@@ -173,8 +165,11 @@ class _Field:
         self.spec = spec
         self.size = spec.size
         self.width = 2 * spec.bits
-        self.key = _derive(secret, b"bloom:" + name.encode("ascii"))
-        self.perm = _permutation(_derive(secret, b"bloom-perm:" + name.encode("ascii")), self.width)
+        self.key = derive_key(secret, salt=HKDF_SALT, info=b"bloom:" + name.encode("ascii"))
+        self.perm = _permutation(
+            derive_key(secret, salt=HKDF_SALT, info=b"bloom-perm:" + name.encode("ascii")),
+            self.width,
+        )
         # The output of an empty filter: every complement bit set, where it lands.
         self.complement = sum(1 << p for p in self.perm[spec.bits :])
         self.grams = _Masks(self._gram_mask)

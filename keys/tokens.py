@@ -33,6 +33,7 @@ __all__ = [
     "NoticeTokens",
     "PersonFields",
     "Tokeniser",
+    "derive_key",
     "notice_tokens",
 ]
 
@@ -133,14 +134,9 @@ class LinkageSecret:
         return f"LinkageSecret(kid={self.kid!r}, secret=<{len(self.secret)} bytes redacted>)"
 
 
-def _derive(secret: bytes, type_: str) -> bytes:
-    hkdf = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=HKDF_SALT,
-        info=b"token:" + type_.encode("ascii"),
-    )
-    return hkdf.derive(secret)
+def derive_key(secret: bytes, *, salt: bytes, info: bytes) -> bytes:
+    """A 32-byte key for one purpose, derived from the linkage secret with HKDF-SHA256."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(secret)
 
 
 @dataclass(frozen=True)
@@ -247,7 +243,10 @@ class Tokeniser:
 
     def __init__(self, secret: LinkageSecret) -> None:
         self._kid = secret.kid
-        self._macs = {t: _hmac_state(_derive(secret.secret, t)) for t in TOKEN_TYPES}
+        self._macs = {
+            t: _hmac_state(derive_key(secret.secret, salt=HKDF_SALT, info=b"token:" + t.encode()))
+            for t in TOKEN_TYPES
+        }
 
     @property
     def kid(self) -> str:
