@@ -29,7 +29,7 @@ from gateway.routing import Route, Unroutable, outreach, route
 from gateway.schema import Notice
 from gateway.service import Gateway
 from gateway.store.engine import reading
-from gateway.store.schema import deliveries, notices, register_persons, registers
+from gateway.store.schema import deliveries, notices, register_tables, registers
 from keys.envelope import notice_claims
 from keys.errors import ContactBlockInvalid
 from keys.jwk import OIN
@@ -197,15 +197,17 @@ def _review(conn: Connection, recipient: OIN, delivery_id: int) -> _Review:
 
 def _person(conn: Connection, gemeente: str, pseudonym: str) -> Match:
     """What the register says about ``pseudonym``, as a match the back office made."""
-    columns = register_persons.c
-    row = conn.execute(
-        select(columns.household, columns.district, columns.status, columns.labels)
-        .join(
-            registers,
-            (registers.c.gemeente == columns.gemeente) & (registers.c.version == columns.version),
-        )
-        .where(columns.gemeente == gemeente, columns.pseudonym == pseudonym)
-    ).first()
+    version = conn.execute(
+        select(registers.c.version).where(registers.c.gemeente == gemeente)
+    ).scalar_one_or_none()
+    row = None
+    if version is not None:
+        columns = register_tables(gemeente, version).persons.c
+        row = conn.execute(
+            select(columns.household, columns.district, columns.status, columns.labels).where(
+                columns.pseudonym == pseudonym
+            )
+        ).first()
     if row is None:
         raise PersonUnknown("no person under that pseudonym in the register")
     if row.status in ("deceased", "moved_out"):

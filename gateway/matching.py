@@ -68,13 +68,13 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, String, any_, bindparam, func, select
+from sqlalchemy import BigInteger, Connection, Engine, String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.register import TYPE_BITS
+from gateway.register import TYPE_BITS, TYPE_NUMBERS, token_key
 from gateway.store.engine import reading
-from gateway.store.schema import register_persons, register_tokens, registers
+from gateway.store.schema import RegisterTables, register_tables, registers
 from keys.tokens import TOKEN_FIELDS
 
 __all__ = [
@@ -280,27 +280,36 @@ class Matcher:
             return [Match("review", "no_register") for _ in notices]
         if current.kid != kid:
             return [Match("review", "kid_mismatch") for _ in notices]
-        register = (gemeente, current.version)
-        wanted = {token for values in notices for tokens in values.values() for token in tokens}
-        owners = _owners(conn, register, wanted)
-        persons = _persons(conn, register, {p for found in owners.values() for _, p in found})
+        tables = register_tables(gemeente, current.version)
+        keyed = [
+            {
+                kind: [token_key(token) for token in tokens]
+                for kind, tokens in values.items()
+                if kind in TYPE_NUMBERS
+            }
+            for values in notices
+        ]
+        wanted = {key for values in keyed for keys in values.values() for key in keys}
+        owners = _owners(conn, tables, wanted)
+        persons = _persons(conn, tables, {p for found in owners.values() for _, p in found})
         shift = size_shift(current.persons)
-        return [self._decide(values, owners, persons, shift=shift) for values in notices]
+        return [self._decide(values, owners, persons, shift=shift) for values in keyed]
 
     @staticmethod
     def _decide(
-        values: Mapping[str, Sequence[str]],
-        owners: Mapping[str, list[tuple[str, str]]],
-        persons: Mapping[str, _Person],
+        values: Mapping[str, Sequence[int]],
+        owners: Mapping[int, list[tuple[int, int]]],
+        persons: Mapping[int, _Person],
         *,
         shift: int = 0,
     ) -> Match:
-        hits: dict[str, set[str]] = defaultdict(set)
+        hits: dict[int, set[str]] = defaultdict(set)
         for kind, tokens in values.items():
+            number = TYPE_NUMBERS[kind]
             for token in tokens:
-                for owner_kind, pseudonym in owners.get(token, ()):
-                    if owner_kind == kind:
-                        hits[pseudonym].add(kind)
+                for owner_type, person_id in owners.get(token, ()):
+                    if owner_type == number:
+                        hits[person_id].add(kind)
         if not hits:
             return Match("not_resident", "no_candidate")
         carried = frozenset(kind for kind, tokens in values.items() if tokens)
@@ -308,7 +317,7 @@ class Matcher:
             ((_score(frozenset(kinds), carried, persons[p].types), p) for p, kinds in hits.items()),
             reverse=True,
         )
-        best, pseudonym = ranked[0]
+        best, person_id = ranked[0]
         runner_up = ranked[1][0] if len(ranked) > 1 else None
         margin = best - runner_up if runner_up is not None else None
         scored = Match("review", "ambiguous", score=best, margin=margin, candidates=len(ranked))
@@ -318,7 +327,7 @@ class Matcher:
             return replace(scored, reason="below_accept")
         if margin is not None and margin < MARGIN:
             return scored
-        person = persons[pseudonym]
+        person = persons[person_id]
         outcome: Outcome = "matched"
         if person.status == "deceased":
             outcome = "deceased"
@@ -335,7 +344,7 @@ class Matcher:
         )
 
 
-def _one_of(conn: Connection, column: ColumnElement[str], values: list[str]) -> Any:
+def _one_of(conn: Connection, column: ColumnElement[int], values: list[int]) -> Any:
     """``column IN values`` with the values as one parameter where the database can:
     SQLAlchemy's ``in_`` binds and names each value anew, which costs more than the
     look-up itself for thousands of tokens."""
@@ -345,48 +354,44 @@ def _one_of(conn: Connection, column: ColumnElement[str], values: list[str]) -> 
         )
         return column.in_(select(each.c.value))
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(String)))
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(BigInteger)))
     return column.in_(values)
 
 
 def _owners(
-    conn: Connection, register: tuple[str, int], tokens: set[str]
-) -> dict[str, list[tuple[str, str]]]:
-    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    conn: Connection, tables: RegisterTables, tokens: set[int]
+) -> dict[int, list[tuple[int, int]]]:
+    """Per token: the type and person of every register token stored under its key."""
+    found: dict[int, list[tuple[int, int]]] = defaultdict(list)
     ordered = sorted(tokens)
-    columns = register_tokens.c
+    columns = tables.tokens.c
     for start in range(0, len(ordered), CHUNK):
         rows = conn.execute(
-            select(columns.token, columns.type, columns.pseudonym).where(
-                columns.gemeente == register[0],
-                columns.version == register[1],
-                _one_of(conn, columns.token, ordered[start : start + CHUNK]),
+            select(columns.token, columns.type, columns.person).where(
+                _one_of(conn, columns.token, ordered[start : start + CHUNK])
             )
         )
-        for token, kind, pseudonym in rows.all():
-            found[token].append((kind, pseudonym))
+        for token, kind, person in rows.all():
+            found[token].append((kind, person))
     return found
 
 
-def _persons(
-    conn: Connection, register: tuple[str, int], pseudonyms: set[str]
-) -> dict[str, _Person]:
-    found: dict[str, _Person] = {}
-    ordered = sorted(pseudonyms)
-    columns = register_persons.c
+def _persons(conn: Connection, tables: RegisterTables, ids: set[int]) -> dict[int, _Person]:
+    found: dict[int, _Person] = {}
+    ordered = sorted(ids)
+    columns = tables.persons.c
     for start in range(0, len(ordered), CHUNK):
         rows = conn.execute(
             select(
+                columns.id,
                 columns.pseudonym,
                 columns.household,
                 columns.district,
                 columns.status,
                 columns.labels,
                 columns.types,
-            )
-            .where(columns.gemeente == register[0], columns.version == register[1])
-            .where(_one_of(conn, columns.pseudonym, ordered[start : start + CHUNK]))
+            ).where(_one_of(conn, columns.id, ordered[start : start + CHUNK]))
         )
         for row in rows.all():
-            found[row.pseudonym] = _Person(*row)
+            found[row.id] = _Person(*row[1:])
     return found

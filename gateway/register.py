@@ -2,14 +2,23 @@
 
 The tokeniser (``adapters.register``) writes ``register.jsonl``: a header record, then
 one record per person holding tokens and pseudonyms only. ``load_register`` reads it
-line by line and stores it as a new version of that gemeente's register, in chunks of
-short transactions (on SQLite a long one would hold the write lock and stall the
-intake), while the matcher goes on using the version in ``registers``. Only when every
-line has been checked and stored does one transaction make the new version the one in
-use; a refused line or a crash before that leaves the register in use as it was, and
-the rows stored so far are removed (or, after a crash, by the next load). The previous
-version stays until the next load, so a match that began before the switch can finish
-on it; memory use does not grow with the size of the register.
+line by line and stores it as a new version of that gemeente's register, in tables of
+its own (``gateway.store.schema.register_tables``), while the matcher goes on using the
+version in ``registers``. The rows go in bare, in chunks of short transactions (on
+SQLite a long one would hold the write lock and stall the intake); the indexes are
+built once they are all in, which for a register of a million persons is several times
+faster than keeping them in order row by row. Only when every line has been checked
+and stored and the indexes are built does one transaction make the new version the one
+in use; a refused line or a crash before that leaves the register in use as it was,
+and the tables made so far are dropped (or, after a crash, by the next load). The
+previous version stays until the next load, so a match that began before the switch
+can finish on it; memory use does not grow with the size of the register beyond a set
+of its pseudonyms.
+
+A token is stored as its first 8 bytes read as a signed integer (``token_key``): among
+the ten-odd million tokens of a large register two tokens of one type share those
+bytes with a chance of about 10^-5, and a notice's token that collided so would only
+add a candidate for the score to weigh.
 
 The routing labels (``register labels``: a header, then ``{"pseudonym", "labels"}`` per
 person) are loaded with the register they belong to. A label for a pseudonym the
@@ -20,6 +29,7 @@ A refusal (``RegisterInvalid``) names the line, never a value from it.
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 from collections import Counter
@@ -29,14 +39,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+import orjson
+from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select
+from sqlalchemy.schema import CreateTable, DropTable
 
 from gateway.audit import step
 from gateway.errors import RegisterInvalid
 from gateway.service import Gateway
-from gateway.store.bulk import insert_rows
+from gateway.store.bulk import load_values
 from gateway.store.engine import reading
-from gateway.store.schema import register_persons, register_tokens, registers
+from gateway.store.schema import REGISTER_TABLE, RegisterTables, register_tables, registers
 from keys.tokens import TOKEN_TYPES
 
 __all__ = [
@@ -48,11 +60,12 @@ __all__ = [
     "LoadResult",
     "load_register",
     "register_stats",
+    "token_key",
 ]
 
 REGISTER_VERSION = 1
 STATUSES = frozenset({"resident", "deceased", "moved_out"})
-CHUNK = 10_000
+CHUNK = 100_000
 """Token rows per transaction while a register loads."""
 
 HEADER_MEMBERS = frozenset({"register", "kid", "gemeente", "created"})
@@ -62,6 +75,8 @@ PERSON_MEMBERS = frozenset(
 LABELS_VERSION = 1
 LABELS = frozenset({"geregelde_betaling", "schuldhulp"})
 LABELS_HEADER = frozenset({"labels", "gemeente", "created"})
+TYPE_NUMBERS = {kind: number for number, kind in enumerate(TOKEN_TYPES)}
+"""How a token type is stored: its place in ``keys.tokens.TOKEN_TYPES``."""
 TYPE_BITS = {kind: 1 << bit for bit, kind in enumerate(TOKEN_TYPES)}
 """The bit of each token type in ``register_persons.types``: its place in
 ``keys.tokens.TOKEN_TYPES``, to which types are only appended, so a stored mask keeps
@@ -78,6 +93,32 @@ _TOKEN = re.compile(_B64URL22)
 _GEMEENTE = re.compile(r"[0-9]{4}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _OIN = re.compile(r"[0-9]{20}")
+PERSON_COLUMNS = (
+    "id",
+    "pseudonym",
+    "household",
+    "district",
+    "status",
+    "status_date",
+    "labels",
+    "types",
+    "fuzzy",
+)
+TOKEN_COLUMNS = ("token", "type", "person")
+_STANDARD = str.maketrans("-_+/", "+/!!")  # base64url to base64; "+" and "/" refused
+
+
+def token_key(token: str) -> int:
+    """How a token (22 characters of base64url) is stored and looked up: its first 8
+    bytes as a signed 64-bit integer. Raises ``ValueError`` for anything else."""
+    if len(token) != 22:
+        raise ValueError("a token is 22 characters")
+    try:
+        # 11 characters carry the first 66 bits; strict mode refuses any other character.
+        raw = binascii.a2b_base64((token[:11] + "=").translate(_STANDARD), strict_mode=True)
+    except binascii.Error:
+        raise ValueError("a token is base64url") from None
+    return int.from_bytes(raw, "big", signed=True)
 
 
 @dataclass(frozen=True)
@@ -105,7 +146,7 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not text.strip():
                 raise RegisterInvalid(number, "blank line")
             try:
-                record = json.loads(text)
+                record = orjson.loads(text)
             except ValueError:
                 raise RegisterInvalid(number, "not JSON") from None
             if not isinstance(record, dict):
@@ -147,8 +188,9 @@ def _check_date(value: Any) -> bool:
 
 
 def _check_person(
-    line: int, record: dict[str, Any], *, gemeente: str, kid: str, version: int
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    line: int, record: dict[str, Any], *, gemeente: str, kid: str, number: int
+) -> tuple[list[Any], list[tuple[int, int, int]]]:
+    """The person's row (``PERSON_COLUMNS``, labels "[]") and token rows of a line."""
     if set(record) != PERSON_MEMBERS:
         raise RegisterInvalid(line, "unknown or missing members")
     pseudonym = record["pseudonym"]
@@ -175,38 +217,31 @@ def _check_person(
     tokens = record["tokens"]
     if not isinstance(tokens, dict):
         raise RegisterInvalid(line, "tokens is not an object")
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, int, int]] = []
     types = 0
     for kind, values in tokens.items():
-        if kind not in TOKEN_TYPES:
+        number_of_type = TYPE_NUMBERS.get(kind)
+        if number_of_type is None:
             raise RegisterInvalid(line, "unknown token type")
         if not isinstance(values, list):
             raise RegisterInvalid(line, "tokens of a type are not a list")
         for value in values:
             if not _fullmatch(_TOKEN, value):
                 raise RegisterInvalid(line, "bad token")
-            rows.append(
-                {
-                    "gemeente": gemeente,
-                    "version": version,
-                    "token": value,
-                    "type": kind,
-                    "pseudonym": pseudonym,
-                }
-            )
+            rows.append((token_key(value), number_of_type, number))
         if values:
             types |= TYPE_BITS[kind]
-    person = {
-        "gemeente": gemeente,
-        "version": version,
-        "pseudonym": pseudonym,
-        "household": household or "",
-        "district": district or "",
-        "status": status,
-        "status_date": date.fromisoformat(status_date) if status_date else None,
-        "labels": "[]",
-        "types": types,
-    }
+    person = [
+        number,
+        pseudonym,
+        household or "",
+        district or "",
+        status,
+        status_date,
+        "[]",
+        types,
+        None,
+    ]
     return person, rows
 
 
@@ -297,15 +332,23 @@ def _load(gw: Gateway, path: Path, *, gemeente: str, by: str, labels: Path | Non
         # Leftovers of a load that crashed, and the register before the one in use.
         _drop_versions(conn, gemeente, keeping=active)
         version = active + 1
-    loaded = _Loading(gw)
+        tables = register_tables(gemeente, version)
+        conn.execute(CreateTable(tables.persons))
+        conn.execute(CreateTable(tables.tokens))
+    loaded = _Loading(gw, tables)
     try:
         for line, record in records:
-            person, rows = _check_person(line, record, gemeente=gemeente, kid=kid, version=version)
-            found = labelled.get(person["pseudonym"])
+            person, rows = _check_person(
+                line, record, gemeente=gemeente, kid=kid, number=loaded.persons + 1
+            )
+            found = labelled.get(person[1])
             if found is not None:
-                person["labels"] = json.dumps(found, sort_keys=True, separators=(",", ":"))
+                person[6] = json.dumps(found, sort_keys=True, separators=(",", ":"))
             loaded.add(line, person, rows, labelled=found is not None)
         loaded.flush()
+        for index in tables.indexes:
+            with gw.engine.begin() as conn:
+                index.create(conn)
         now = gw.clock.now()
         with gw.engine.begin() as conn:
             conn.execute(delete(registers).where(registers.c.gemeente == gemeente))
@@ -353,20 +396,21 @@ def _load(gw: Gateway, path: Path, *, gemeente: str, by: str, labels: Path | Non
 class _Loading:
     """The rows of a version being loaded, written a chunk per transaction."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Gateway, tables: RegisterTables) -> None:
         self._gw = gw
-        self._persons: list[dict[str, Any]] = []
-        self._tokens: list[dict[str, Any]] = []
+        self._tables = tables
+        self._persons: list[tuple[Any, ...]] = []
+        self._tokens: list[tuple[int, int, int]] = []
         self._seen: set[str] = set()
         self.persons = self.tokens = self.labelled = 0
 
     def add(
-        self, line: int, person: dict[str, Any], rows: list[dict[str, Any]], *, labelled: bool
+        self, line: int, person: list[Any], rows: list[tuple[int, int, int]], *, labelled: bool
     ) -> None:
-        if person["pseudonym"] in self._seen:
+        if person[1] in self._seen:
             raise RegisterInvalid(line, "duplicate pseudonym")
-        self._seen.add(person["pseudonym"])
-        self._persons.append(person)
+        self._seen.add(person[1])
+        self._persons.append(tuple(person))
         self._tokens.extend(rows)
         self.persons += 1
         self.tokens += len(rows)
@@ -377,42 +421,41 @@ class _Loading:
     def flush(self) -> None:
         with self._gw.engine.begin() as conn:
             if self._persons:
-                insert_rows(conn, register_persons, self._persons)
+                load_values(conn, self._tables.persons, PERSON_COLUMNS, self._persons)
             if self._tokens:
-                insert_rows(conn, register_tokens, self._tokens)
+                load_values(conn, self._tables.tokens, TOKEN_COLUMNS, self._tokens)
         self._persons, self._tokens = [], []
 
 
 def _drop_versions(conn: Connection, gemeente: str, *, keeping: int) -> None:
-    """Delete every row of the gemeente's register but those of version ``keeping``."""
-    for table in (register_tokens, register_persons):
-        conn.execute(delete(table).where(table.c.gemeente == gemeente, table.c.version != keeping))
+    """Drop the tables of every version of the gemeente's register but ``keeping``."""
+    for name in inspect(conn).get_table_names():
+        found = REGISTER_TABLE.fullmatch(name)
+        if found and found[1] == gemeente and int(found[2]) != keeping:
+            tables = register_tables(gemeente, int(found[2]))
+            table = tables.persons if found[3] == "persons" else tables.tokens
+            conn.execute(DropTable(table))
 
 
 def register_stats(engine: Engine, gemeente: str) -> dict[str, Any]:
     """Persons by status, the number of tokens and the version of a gemeente's register."""
     with reading(engine) as conn:
-        version = _current_version(conn, gemeente)
-        by_status = Counter(
-            {
-                str(status): int(count)
-                for status, count in conn.execute(
-                    select(register_persons.c.status, func.count())
-                    .where(
-                        register_persons.c.gemeente == gemeente,
-                        register_persons.c.version == version,
+        current = conn.execute(
+            select(registers.c.version, registers.c.tokens).where(registers.c.gemeente == gemeente)
+        ).first()
+        by_status: Counter[str] = Counter()
+        if current is not None:
+            persons = register_tables(gemeente, current.version).persons
+            by_status.update(
+                {
+                    str(status): int(count)
+                    for status, count in conn.execute(
+                        select(persons.c.status, func.count()).group_by(persons.c.status)
                     )
-                    .group_by(register_persons.c.status)
-                )
-            }
-        )
-        tokens = conn.execute(
-            select(func.count())
-            .select_from(register_tokens)
-            .where(register_tokens.c.gemeente == gemeente, register_tokens.c.version == version)
-        ).scalar_one()
+                }
+            )
     return {
         "persons": {status: by_status.get(status, 0) for status in sorted(STATUSES)},
-        "tokens": int(tokens),
-        "version": version,
+        "tokens": int(current.tokens) if current is not None else 0,
+        "version": int(current.version) if current is not None else 0,
     }

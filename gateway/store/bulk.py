@@ -5,11 +5,15 @@ bind processor for each row in Python, which on the intake costs about as much a
 SQLite's own insert. ``insert_rows`` compiles the statement once per table, dialect and
 column list, converts each row to the driver's types with the same processors, and
 hands the whole list to the driver's ``executemany``.
+
+``load_values`` is for bulk loads of values the driver takes as they are (integers,
+strings, bytes, None): on PostgreSQL it streams them with ``COPY``, on SQLite one
+``executemany``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -40,6 +44,27 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
             values.append(value)
         converted.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
     conn.exec_driver_sql(sql, converted)
+
+
+def load_values(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows``, tuples of driver-ready values in the order of ``columns``."""
+    if conn.dialect.name == "postgresql":
+        prepare = conn.dialect.identifier_preparer
+        listed = ", ".join(prepare.quote(name) for name in columns)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with (
+            cursor,
+            cursor.copy(f"COPY {prepare.format_table(table)} ({listed}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    sql, order, _, positional = _statement(conn.dialect, table, columns)
+    if not positional or order != columns:
+        raise NotImplementedError(f"load_values on {conn.dialect.name}")
+    conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
 
 
 @lru_cache(maxsize=64)

@@ -11,7 +11,10 @@ bytes that the audit hashes cover.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +29,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -226,33 +230,68 @@ registers = Table(
     Column("tokens", Integer, nullable=False),
 )
 """One row per gemeente: the version of its register in use, and the linkage-secret kid
-its tokens use. Rows of other versions are a load in progress or the previous register."""
+its tokens use. The tables of other versions (``register_tables``) are a load in progress
+or the previous register."""
 
-register_persons = Table(
-    "register_persons",
-    metadata,
-    Column("gemeente", String(4), primary_key=True),
-    Column("version", Integer, primary_key=True),
-    Column("pseudonym", String(64), primary_key=True),
-    Column("household", String(64), nullable=False),
-    Column("district", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("status_date", Date, nullable=True),
-    Column("labels", Text, nullable=False),
-    Column("types", Integer, nullable=False),
-)
-"""``types`` is a bit mask over ``keys.tokens.TOKEN_TYPES``: the token types the person has."""
+REGISTER_TABLE = re.compile(r"register_([0-9]{4})_([0-9]+)_(persons|tokens)")
+"""The name of a table of one version of a gemeente's register (``register_tables``)."""
 
-register_tokens = Table(
-    "register_tokens",
-    metadata,
-    Column("gemeente", String(4), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("token", String(32), nullable=False),
-    Column("type", String(16), nullable=False),
-    Column("pseudonym", String(64), nullable=False),
-    Index(None, "gemeente", "version", "token"),
-)
+
+@dataclass(frozen=True)
+class RegisterTables:
+    """The two tables of one version of a gemeente's register, and their indexes.
+
+    A load creates the tables bare, fills them, then builds the indexes (one sort each,
+    far cheaper than keeping a B-tree in order through millions of random inserts), and
+    the next load but one drops them whole. They live on a ``MetaData`` of their own:
+    they come and go with the registers, not with the migrations.
+    """
+
+    persons: Table
+    """One row per person: ``id`` is the person's number in its register file (from 1),
+    ``types`` a bit mask over ``keys.tokens.TOKEN_TYPES`` of the token types the person
+    has, ``fuzzy`` the person's fuzzy encodings (``keys.bloom.pack``) or NULL."""
+    tokens: Table
+    """One row per token: its first 8 bytes as a signed integer (``token_key``), the
+    type's place in ``keys.tokens.TOKEN_TYPES`` and the person's ``id``."""
+
+    @property
+    def indexes(self) -> tuple[Index, ...]:
+        """The indexes a load builds once its rows are in."""
+        return (*self.persons.indexes, *self.tokens.indexes)
+
+
+@lru_cache(maxsize=64)
+def register_tables(gemeente: str, version: int) -> RegisterTables:
+    """The tables of ``version`` of the register of ``gemeente`` (four digits)."""
+    if not re.fullmatch(r"[0-9]{4}", gemeente) or version < 1:
+        raise ValueError("a register's tables need a four-digit gemeente and a version")
+    meta = MetaData(naming_convention=NAMING_CONVENTION)
+    prefix = f"register_{gemeente}_{version}"
+    persons = Table(
+        f"{prefix}_persons",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("pseudonym", String(64), nullable=False),
+        Column("household", String(64), nullable=False),
+        Column("district", String(16), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("status_date", Date, nullable=True),
+        Column("labels", Text, nullable=False),
+        Column("types", Integer, nullable=False),
+        Column("fuzzy", LargeBinary, nullable=True),
+        Index(None, "pseudonym", unique=True),
+    )
+    tokens = Table(
+        f"{prefix}_tokens",
+        meta,
+        Column("token", BigInteger, nullable=False),
+        Column("type", SmallInteger, nullable=False),
+        Column("person", Integer, nullable=False),
+        Index(None, "token", "type", "person"),
+    )
+    return RegisterTables(persons=persons, tokens=tokens)
+
 
 batch_files = Table(
     "batch_files",

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, insert, update
+from sqlalchemy.schema import CreateTable
 
 from adapters.register import (
     BRP_COLUMNS,
@@ -37,10 +38,10 @@ from gateway.matching import (
     score,
     size_shift,
 )
-from gateway.register import load_register
+from gateway.register import TYPE_NUMBERS, load_register, token_key
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
-from gateway.store.schema import register_persons, register_tokens, registers
+from gateway.store.schema import register_tables, registers
 from keys.tokens import TOKEN_FIELDS, TOKEN_TYPES, LinkageSecret, PersonFields, Tokeniser
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -418,11 +419,13 @@ def test_another_gemeentes_register_is_never_searched(engine: Engine, tmp_path: 
 def test_a_register_version_being_loaded_is_not_searched(register: Register) -> None:
     notice = register.tokens(**ANNA)
     impostor = "p-" + "I" * 22
+    tables = register_tables(GEMEENTE, 2)
     with register.gw.engine.begin() as conn:  # the next version, half loaded
+        conn.execute(CreateTable(tables.persons))
+        conn.execute(CreateTable(tables.tokens))
         conn.execute(
-            insert(register_persons).values(
-                gemeente=GEMEENTE,
-                version=2,
+            insert(tables.persons).values(
+                id=1,
                 pseudonym=impostor,
                 household="",
                 district="",
@@ -432,10 +435,9 @@ def test_a_register_version_being_loaded_is_not_searched(register: Register) -> 
             )
         )
         conn.execute(
-            insert(register_tokens),
+            insert(tables.tokens),
             [
-                {"gemeente": GEMEENTE, "version": 2, "token": token, "type": kind,
-                 "pseudonym": impostor}
+                {"token": token_key(token), "type": TYPE_NUMBERS[kind], "person": 1}
                 for kind, tokens in notice.items() for token in tokens
             ],
         )  # fmt: skip

@@ -11,15 +11,22 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy.schema import CreateTable
 
 from gateway.clock import FixedClock
 from gateway.errors import RegisterInvalid
-from gateway.register import TYPE_BITS, load_register, register_stats
+from gateway.register import TYPE_BITS, TYPE_NUMBERS, load_register, register_stats, token_key
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
 from gateway.store.engine import reading
-from gateway.store.schema import audit_events, register_persons, register_tokens, registers
+from gateway.store.schema import (
+    REGISTER_TABLE,
+    RegisterTables,
+    audit_events,
+    register_tables,
+    registers,
+)
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 GEMEENTE = "0363"
@@ -69,10 +76,38 @@ def gw(engine: Engine) -> Iterator[Gateway]:
     )
 
 
-def _pseudonyms(engine: Engine) -> tuple[set[str], set[str]]:
+def _tables(engine: Engine) -> dict[int, RegisterTables]:
+    """The register tables in the store, by version; each version has both."""
     with reading(engine) as conn:
-        persons = set(conn.execute(select(register_persons.c.pseudonym)).scalars())
-        tokens = set(conn.execute(select(register_tokens.c.pseudonym)).scalars())
+        found = [REGISTER_TABLE.fullmatch(name) for name in inspect(conn).get_table_names()]
+    kinds: dict[int, set[str]] = {}
+    for match in filter(None, found):
+        assert match[1] == GEMEENTE
+        kinds.setdefault(int(match[2]), set()).add(match[3])
+    assert all(both == {"persons", "tokens"} for both in kinds.values())
+    return {version: register_tables(GEMEENTE, version) for version in kinds}
+
+
+def _in_use(engine: Engine) -> RegisterTables:
+    """The tables of the register in use."""
+    with reading(engine) as conn:
+        version = conn.execute(select(registers.c.version)).scalar_one()
+    return register_tables(GEMEENTE, version)
+
+
+def _pseudonyms(engine: Engine) -> tuple[set[str], set[str]]:
+    """The pseudonyms of all versions' persons, and of the persons their tokens name."""
+    persons: set[str] = set()
+    tokens: set[str] = set()
+    with reading(engine) as conn:
+        for tables in _tables(engine).values():
+            people, owned = tables.persons.c, tables.tokens.c
+            persons |= set(conn.execute(select(people.pseudonym)).scalars())
+            tokens |= set(
+                conn.execute(
+                    select(people.pseudonym).join(tables.tokens, owned.person == people.id)
+                ).scalars()
+            )
     return persons, tokens
 
 
@@ -88,22 +123,39 @@ def test_a_valid_register_loads_with_its_counts(gw: Gateway, tmp_path: Path) -> 
         "tokens": 12,
         "version": 1,
     }
+    tables = _in_use(gw.engine)
+    persons = tables.persons
     with reading(gw.engine) as conn:
         row = conn.execute(
-            select(register_persons).where(register_persons.c.pseudonym == records[-1]["pseudonym"])
+            select(persons).where(persons.c.pseudonym == records[-1]["pseudonym"])
         ).one()
-    assert (row.household, row.district, row.status, row.types) == ("", "", "resident", 0)
-    with reading(gw.engine) as conn:
         first = conn.execute(
-            select(register_persons).where(register_persons.c.pseudonym == records[1]["pseudonym"])
+            select(persons).where(persons.c.pseudonym == records[1]["pseudonym"])
         ).one()
         deceased = conn.execute(
-            select(register_persons.c.status_date).where(
-                register_persons.c.pseudonym == records[3]["pseudonym"]
-            )
+            select(persons.c.status_date).where(persons.c.pseudonym == records[3]["pseudonym"])
         ).scalar_one()
         kept = conn.execute(select(registers)).one()
-    assert first.types == TYPE_BITS["bsn"] | TYPE_BITS["naam_init_geb"]
+        first_tokens = set(
+            conn.execute(
+                select(tables.tokens.c.token, tables.tokens.c.type).where(
+                    tables.tokens.c.person == first.id
+                )
+            ).all()
+        )
+    assert (row.id, row.household, row.district, row.status, row.types) == (
+        5,
+        "",
+        "",
+        "resident",
+        0,
+    )
+    assert first.id == 1 and first.types == TYPE_BITS["bsn"] | TYPE_BITS["naam_init_geb"]
+    assert first_tokens == {
+        (token_key(token), TYPE_NUMBERS[kind])
+        for kind, values in records[1]["tokens"].items()
+        for token in values
+    }
     assert deceased == date(2026, 3, 1)
     assert (kept.gemeente, kept.kid, kept.version, kept.persons, kept.tokens) == (
         GEMEENTE,
@@ -135,11 +187,7 @@ def test_a_second_load_takes_over_and_a_third_removes_the_first(
 
 
 def _versions(engine: Engine) -> set[int]:
-    with reading(engine) as conn:
-        persons = set(conn.execute(select(register_persons.c.version)).scalars())
-        tokens = set(conn.execute(select(register_tokens.c.version)).scalars())
-    assert persons == tokens
-    return persons
+    return set(_tables(engine))
 
 
 def test_a_load_is_written_in_chunks_and_a_late_refusal_removes_them(
@@ -162,11 +210,13 @@ def test_rows_left_by_a_crashed_load_are_removed_by_the_next(gw: Gateway, tmp_pa
         gw, write(tmp_path / "1.jsonl", [header(), person()]), gemeente=GEMEENTE, by=AMSTERDAM
     )
     left = "p-" + _b64()
+    tables = register_tables(GEMEENTE, 2)
     with gw.engine.begin() as conn:  # what a load killed after its first chunk leaves
+        conn.execute(CreateTable(tables.persons))
+        conn.execute(CreateTable(tables.tokens))
         conn.execute(
-            insert(register_persons).values(
-                gemeente=GEMEENTE,
-                version=2,
+            insert(tables.persons).values(
+                id=1,
                 pseudonym=left,
                 household="",
                 district="",
@@ -175,11 +225,7 @@ def test_rows_left_by_a_crashed_load_are_removed_by_the_next(gw: Gateway, tmp_pa
                 types=0,
             )
         )
-        conn.execute(
-            insert(register_tokens).values(
-                gemeente=GEMEENTE, version=2, token=_b64(), type="bsn", pseudonym=left
-            )
-        )  # fmt: skip
+        conn.execute(insert(tables.tokens).values(token=token_key(_b64()), type=0, person=1))
     assert _versions(gw.engine) == {1, 2}
     assert register_stats(gw.engine, GEMEENTE)["persons"]["resident"] == 1
     result = load_register(
@@ -311,7 +357,8 @@ def test_labels_load_with_their_register_and_unknown_persons_are_dropped(
     )
     assert (result.labelled, result.labels_dropped) == (1, 1)
     with reading(gw.engine) as conn:
-        rows = conn.execute(select(register_persons.c.pseudonym, register_persons.c.labels))
+        persons = _in_use(gw.engine).persons
+        rows = conn.execute(select(persons.c.pseudonym, persons.c.labels))
         stored = {pseudonym: labels for pseudonym, labels in rows}
     assert json.loads(stored[records[1]["pseudonym"]]) == [{"label": "schuldhulp", "team": team}]
     assert json.loads(stored[records[2]["pseudonym"]]) == []
@@ -368,3 +415,17 @@ def test_a_refused_load_is_audited_with_its_line_and_no_value(gw: Gateway, tmp_p
     )
     assert refused["organisation"] == AMSTERDAM
     assert secret not in json.dumps(events)
+
+
+def test_a_token_is_stored_as_its_first_eight_bytes() -> None:
+    for _ in range(200):
+        raw = secrets.token_bytes(16)
+        token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        assert token_key(token) == int.from_bytes(raw[:8], "big", signed=True)
+    assert token_key("A" * 22) == 0 and token_key("_" * 11 + "A" * 11) == -1
+
+
+@pytest.mark.parametrize("bad", ["A" * 21, "A" * 23, "A" * 10 + "+" + "A" * 11, "A/" + "A" * 20])
+def test_a_token_that_is_not_22_characters_of_base64url_has_no_key(bad: str) -> None:
+    with pytest.raises(ValueError, match="token"):
+        token_key(bad)

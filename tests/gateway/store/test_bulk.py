@@ -1,12 +1,26 @@
-"""Bulk inserts straight to the driver read back exactly as SQLAlchemy's own would."""
+"""Bulk inserts straight to the driver read back exactly as SQLAlchemy's own would, and
+bulk loads (COPY on PostgreSQL) as the values given."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
-from sqlalchemy import Column, Engine, Integer, LargeBinary, MetaData, String, Table, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
 
-from gateway.store.bulk import insert_rows
+from gateway.store.bulk import insert_rows, load_values
 from gateway.store.schema import UTCDateTime
 
 probe = Table(
@@ -50,3 +64,31 @@ def test_rows_read_back_as_the_same_rows_inserted_through_sqlalchemy(engine: Eng
         shared,
     ]
     assert [bytes(r["blob"]) for r in bulk] == [b"\x00\x01", b"", b"b", b"c", b"d"]
+
+
+loaded = Table(
+    "bulk_loaded",
+    MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("key", BigInteger, nullable=False),
+    Column("day", Date, nullable=True),
+    Column("blob", LargeBinary, nullable=True),
+    Column("note", Text, nullable=False),
+)
+
+
+def test_loaded_values_read_back_as_given(engine: Engine) -> None:
+    loaded.metadata.create_all(engine)
+    rows = [
+        (1, -(1 << 63), "2026-03-01", b"\x00\xff\\\n", 'a "quoted"\ttab\nline'),
+        (2, (1 << 63) - 1, None, None, "\\N is not null"),
+        (3, 0, "1960-12-31", b"", ""),
+    ]
+    with engine.begin() as conn:
+        load_values(conn, loaded, ("id", "key", "day", "blob", "note"), iter(rows[:2]))
+        load_values(conn, loaded, ("id", "key", "day", "blob", "note"), rows[2:])
+    with engine.connect() as conn:
+        back = conn.execute(select(loaded).order_by(loaded.c.id)).all()
+    assert [(r.id, r.key, r.note) for r in back] == [(r[0], r[1], r[4]) for r in rows]
+    assert [r.day for r in back] == [date(2026, 3, 1), None, date(1960, 12, 31)]
+    assert [None if r.blob is None else bytes(r.blob) for r in back] == [r[3] for r in rows]
