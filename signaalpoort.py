@@ -71,6 +71,7 @@ from gateway.settings import Settings
 from gateway.store.auditlog import AuditLog
 from gateway.store.engine import make_engine, migrate, reading
 from gateway.store.schema import notices
+from keys.bloom import BloomEncoder
 from keys.errors import Error as KeysError
 from keys.home import Identity, PartyHome, Role
 from keys.jwk import OIN, Use, jwks
@@ -304,11 +305,13 @@ def _demo_register(municipality: PartyHome, *, now: datetime) -> tuple[Path, Pat
     register, labels = municipality.path / "register.jsonl", municipality.path / "labels.jsonl"
     with resources.as_file(demo.joinpath("brp.csv")) as brp:
         rows = list(read_brp(brp))
+    secret = office.linkage_secret()
     write_register(
         register,
         tokenise(
             rows,
-            tokeniser=Tokeniser(office.linkage_secret()),
+            tokeniser=Tokeniser(secret),
+            encoder=BloomEncoder(secret),
             pseudonyms=pseudonyms,
             gemeente=GEMEENTE,
             now=now,
@@ -685,6 +688,7 @@ def evaluate_linkage(
     """
     secret = LinkageSecret.generate(now=now)
     tokeniser = Tokeniser(secret)
+    encoder = BloomEncoder(secret)
     pseudonyms = PseudonymKey.generate()
     started = time.perf_counter()
     brp_rows = read_brp(register)
@@ -694,7 +698,14 @@ def evaluate_linkage(
     jsonl = workdir / "register.jsonl"
     statuses = write_register(
         jsonl,
-        tokenise(rows, tokeniser=tokeniser, pseudonyms=pseudonyms, gemeente=gemeente, now=now),
+        tokenise(
+            rows,
+            tokeniser=tokeniser,
+            encoder=encoder,
+            pseudonyms=pseudonyms,
+            gemeente=gemeente,
+            now=now,
+        ),
     )
     tokenised = time.perf_counter()
     engine = make_engine(f"sqlite:///{workdir / 'gateway.db'}")
@@ -714,6 +725,7 @@ def evaluate_linkage(
         expected = {ref: bsn for ref, bsn in _truth(truth)}
         refs: list[str] = []
         values: list[dict[str, list[str]]] = []
+        fuzzy: list[dict[str, list[str]] | None] = []
         result = Evaluation(outcomes={})
         tokens_started = time.perf_counter()
         for row in profile.read_rows(notices):
@@ -724,18 +736,19 @@ def evaluate_linkage(
                 result.unreadable += 1
                 refs.append(row.get("ref"))
                 values.append({})
+                fuzzy.append(None)
                 continue
             refs.append(row.get("ref"))
             values.append(tokeniser.tokens(person, include_bsn=category in BSN_CATEGORIES))
+            fuzzy.append(encoder.person(person))
         tokens_seconds = time.perf_counter() - tokens_started
 
         matcher = Matcher(engine)
         match_started = time.perf_counter()
         matches = []
         for start in range(0, len(values), EVALUATE_BATCH):
-            matches.extend(
-                matcher.match(gemeente, secret.kid, values[start : start + EVALUATE_BATCH])
-            )
+            end = start + EVALUATE_BATCH
+            matches.extend(matcher.match(gemeente, secret.kid, values[start:end], fuzzy[start:end]))
         match_seconds = time.perf_counter() - match_started
     finally:
         engine.dispose()

@@ -32,6 +32,7 @@ from adapters.register import (
 from adapters.rest import RestClient, gateway_url
 from adapters.sftp import SftpClient, SftpTransport
 from adapters.team import Team, pull_to_file
+from keys.bloom import BloomEncoder
 from keys.home import PartyHome
 from keys.jwk import public_keys_from_jwks
 from keys.tokens import PersonFields, Tokeniser
@@ -216,12 +217,13 @@ def register_tokenise(
     """Turn a BRP extract into the pseudonymised register the gateway loads."""
     municipality = Municipality(PartyHome.resolve(home))
     try:
-        tokeniser = Tokeniser(municipality.linkage_secret())
+        secret = municipality.linkage_secret()
     except FileNotFoundError:
         raise NotEnrolled("this home holds no linkage secret") from None
     records = tokenise(
         read_brp(file),
-        tokeniser=tokeniser,
+        tokeniser=Tokeniser(secret),
+        encoder=BloomEncoder(secret),
         pseudonyms=PseudonymKey.load_or_create(municipality.home.secrets_dir),
         gemeente=municipality.gemeente,
         now=datetime.now(UTC),

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from adapters import profile
 from adapters.errors import NotEnrolled, RowInvalid, TransportFailed
 from adapters.gemeente import PostcodeTable
+from keys.bloom import BloomEncoder
 from keys.contact import seal_contact
 from keys.envelope import encrypt_jwt, sign_notice
 from keys.errors import FieldInvalid
@@ -107,11 +108,12 @@ class Creditor:
         self.gateway_id = (home.pins_dir / "gateway-id").read_text().strip()
         self._postcodes = PostcodeTable.for_home(home.path)
         self._keyring = keyring
-        self._tokenisers: dict[str, Tokeniser] = {}
+        self._tokenisers: dict[str, tuple[Tokeniser, BloomEncoder]] = {}
         self._keysets: dict[str, OutreachKeySet] = {}
 
-    def tokeniser(self, gemeente: str) -> Tokeniser:
-        """The tokeniser of the linkage secret the municipality sealed to this creditor."""
+    def tokeniser(self, gemeente: str) -> tuple[Tokeniser, BloomEncoder]:
+        """The tokeniser and fuzzy encoder of the linkage secret the municipality sealed
+        to this creditor."""
         if gemeente not in self._tokenisers:
             path = self.home.secrets_dir / f"linkage-{gemeente}.jwe"
             if not path.exists():
@@ -121,7 +123,7 @@ class Creditor:
                 keys=self._keyring.accepted("enc", now=datetime.now().astimezone()),
                 issuer_keys=self.home.pinned(f"gemeente-{gemeente}"),
             )
-            self._tokenisers[gemeente] = Tokeniser(secret)
+            self._tokenisers[gemeente] = (Tokeniser(secret), BloomEncoder(secret))
         return self._tokenisers[gemeente]
 
     def keyset(self, gemeente: str, transport: Transport) -> OutreachKeySet:
@@ -178,6 +180,7 @@ class Creditor:
             field: row.get(column) for column, field in CONTACT_FROM_CSV.items() if row.get(column)
         }
         keyset = self.keyset(gemeente, transport)
+        tokeniser, encoder = self.tokeniser(gemeente)
         notice: dict[str, Any] = {
             "v": 1,
             "iss": self.identity.oin,
@@ -194,7 +197,10 @@ class Creditor:
             "signaaldatum": profile.iso_date(row, "signaaldatum"),
             "attestations": attestations(row),
             "tokens": notice_tokens(
-                self.tokeniser(gemeente), person, include_bsn=category in BSN_CATEGORIES
+                tokeniser,
+                person,
+                include_bsn=category in BSN_CATEGORIES,
+                fuzzy=encoder.person(person),
             ),
             "contact": seal_contact(contact, jti=jti, recipients=keyset.keys),
         }

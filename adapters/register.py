@@ -2,9 +2,10 @@
 
 ``read_brp`` reads the extract (DESIGN.md, "File formats at the edges") and refuses a
 row that does not fit with ``RowInvalid`` (line and column, never the value).
-``tokenise`` turns the rows into register records: match tokens, a person pseudonym,
-a household pseudonym, district and status, and nothing else of the person: no name,
-BSN, birth date or address. ``write_register`` writes them as JSON Lines, atomically.
+``tokenise`` turns the rows into register records: match tokens, fuzzy encodings
+(``keys.bloom``), a person pseudonym, a household pseudonym, district and status, and
+nothing else of the person: no name, BSN, birth date or address. ``write_register``
+writes them as JSON Lines, atomically.
 
 The routing labels go the same way: ``read_labels`` reads ``labels.csv`` (``bsn,label,
 team``), ``label_records`` replaces each BSN by the person pseudonym the register holds
@@ -21,9 +22,8 @@ rotation::
 from __future__ import annotations
 
 import base64
+import binascii
 import csv
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -36,11 +36,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from adapters.errors import NotEnrolled, RowInvalid
 from keys import normalise
+from keys.bloom import BloomEncoder
 from keys.errors import FieldInvalid
 from keys.keyring import write_private
-from keys.tokens import PersonFields, Tokeniser
+from keys.tokens import HMACKey, PersonFields, Tokeniser
 
 __all__ = [
     "BRP_COLUMNS",
@@ -100,12 +103,13 @@ _OIN = re.compile(r"[0-9]{20}")
 class PseudonymKey:
     """The municipality's key for person and household pseudonyms (not the linkage secret)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_mac_key")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) != PSEUDONYM_KEY_BYTES:
             raise ValueError(f"a pseudonym key is {PSEUDONYM_KEY_BYTES} bytes")
         self._key = key
+        self._mac_key = HMACKey(key)
 
     @classmethod
     def generate(cls) -> PseudonymKey:
@@ -147,15 +151,18 @@ class PseudonymKey:
         return "h-" + self._mac("household", huishouden_id.strip())
 
     def _mac(self, kind: str, value: str) -> str:
-        digest = hmac.new(self._key, f"{kind}\x1f{value}".encode(), hashlib.sha256).digest()
-        return _b64e(digest)[:PSEUDONYM_CHARS]
+        return _b64e(self._mac_key.digest(f"{kind}\x1f{value}".encode()))[:PSEUDONYM_CHARS]
 
     def __repr__(self) -> str:
         return "PseudonymKey(<redacted>)"
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # standard base64 to base64url, for translate
+
+
 def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # base64url without padding; binascii and a translate cost less than base64's.
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE, b"=").decode("ascii")
 
 
 @dataclass(frozen=True, repr=False)
@@ -268,8 +275,10 @@ def tokenise(
     pseudonyms: PseudonymKey,
     gemeente: str,
     now: datetime,
+    encoder: BloomEncoder | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """A header record, then one register record per person, holding no personal data."""
+    """A header record, then one register record per person, holding no personal data;
+    with ``encoder`` (of the tokeniser's secret), each person's fuzzy encodings too."""
     yield {
         "register": REGISTER_VERSION,
         "kid": tokeniser.kid,
@@ -278,7 +287,7 @@ def tokenise(
     }
     for row in rows:
         status, when = _status(row)
-        yield {
+        record = {
             "pseudonym": pseudonyms.person(row.bsn),
             "household": pseudonyms.household(row.huishouden_id) if row.huishouden_id else None,
             "district": row.wijkcode or None,
@@ -288,6 +297,10 @@ def tokenise(
             "tokens": tokeniser.tokens(row.person, include_bsn=True),
             "kid": tokeniser.kid,
         }
+        fuzzy = encoder.person(row.person) if encoder is not None else None
+        if fuzzy:
+            record["fuzzy"] = fuzzy
+        yield record
 
 
 def _status(row: BRPRow) -> tuple[str, date | None]:
@@ -319,22 +332,50 @@ def write_register(path: Path, records: Iterable[dict[str, Any]]) -> Counter[str
 def _write_jsonl(path: Path, records: Iterable[dict[str, Any]], *, prefix: str) -> None:
     """Write the records as JSON Lines (mode 0600) through a temp file and a rename.
 
-    A reader sees the old file or the whole new one; if ``records`` raises, the
-    previous file stays as it was and the temp file is removed.
+    Each line is ``json.dumps(record, separators=(",", ":"), sort_keys=True)``: ASCII,
+    keys sorted, no spaces. A reader sees the old file or the whole new one; if
+    ``records`` raises, the previous file stays as it was and the temp file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
     try:
         os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "wb") as fh:
             for record in records:
-                fh.write(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n")
+                fh.write(_json_line(record))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# The passthrough options make orjson refuse a date or a dataclass, as json.dumps does.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_APPEND_NEWLINE
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _json_line(record: dict[str, Any]) -> bytes:
+    # orjson writes the bytes json.dumps writes for the str, int, bool, None, list and
+    # dict values records hold (no floats), except that json.dumps escapes DEL and every
+    # non-ASCII character as \uXXXX where orjson writes them as they are. So a line
+    # holding such a byte, or one orjson refuses, is written by json.dumps after all.
+    try:
+        line = orjson.dumps(record, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _json_dumps_line(record)
+    if line.isascii() and b"\x7f" not in line:
+        return line
+    return _json_dumps_line(record)
+
+
+def _json_dumps_line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
 
 # -- routing labels ----------------------------------------------------------------------

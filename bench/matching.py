@@ -50,20 +50,23 @@ TARGETS = {
 
 
 def _evaluate(directory: Path) -> dict[str, Any]:
-    """``evaluate_linkage`` on one data set, in a child process, with its peak memory."""
-    child = subprocess.Popen(
+    """``evaluate_linkage`` on one data set, in a child process of its own."""
+    output = subprocess.run(
         [sys.executable, "-m", "bench.matching", "--evaluate", str(directory)],
         stdout=subprocess.PIPE,
-    )
-    assert child.stdout is not None
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"the evaluation of {directory.name} failed")
+        check=True,
+    ).stdout
     report: dict[str, Any] = json.loads(output)
-    report["peak_memory_mb"] = usage.ru_maxrss // 1024
     return report
+
+
+def _peak_memory_mb() -> int:
+    """This process's peak resident memory (``VmHWM``, which starts afresh at exec,
+    unlike ``ru_maxrss``, which a child inherits from the parent that forked it)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return 0
 
 
 def _evaluate_here(directory: Path) -> None:
@@ -76,6 +79,7 @@ def _evaluate_here(directory: Path) -> None:
         workdir=work,
         now=datetime.now(UTC),
     )
+    report["peak_memory_mb"] = _peak_memory_mb()
     print(json.dumps(report))
 
 

@@ -1,9 +1,10 @@
 """Loading the municipality's pseudonymised register (DESIGN.md, "Pseudonymised matching").
 
 The tokeniser (``adapters.register``) writes ``register.jsonl``: a header record, then
-one record per person holding tokens and pseudonyms only. ``load_register`` reads it
-line by line and stores it as a new version of that gemeente's register, in tables of
-its own (``gateway.store.schema.register_tables``), while the matcher goes on using the
+one record per person holding tokens, fuzzy encodings (``keys.bloom``) and
+pseudonyms only. ``load_register`` reads it line by line and stores it as a new
+version of that gemeente's register, in tables of its own
+(``gateway.store.schema.register_tables``), while the matcher goes on using the
 version in ``registers``. The rows go in bare, in chunks of short transactions (on
 SQLite a long one would hold the write lock and stall the intake); the indexes are
 built once they are all in, which for a register of a million persons is several times
@@ -49,6 +50,7 @@ from gateway.service import Gateway
 from gateway.store.bulk import load_values
 from gateway.store.engine import reading
 from gateway.store.schema import REGISTER_TABLE, RegisterTables, register_tables, registers
+from keys import bloom
 from keys.tokens import TOKEN_TYPES
 
 __all__ = [
@@ -72,16 +74,18 @@ HEADER_MEMBERS = frozenset({"register", "kid", "gemeente", "created"})
 PERSON_MEMBERS = frozenset(
     {"pseudonym", "household", "district", "gemeente", "status", "statusDate", "tokens", "kid"}
 )
+OPTIONAL_MEMBERS = frozenset({"fuzzy"})
+"""``fuzzy``: the person's fuzzy encodings (``keys.bloom.decode``)."""
 LABELS_VERSION = 1
 LABELS = frozenset({"geregelde_betaling", "schuldhulp"})
 LABELS_HEADER = frozenset({"labels", "gemeente", "created"})
 TYPE_NUMBERS = {kind: number for number, kind in enumerate(TOKEN_TYPES)}
 """How a token type is stored: its place in ``keys.tokens.TOKEN_TYPES``."""
 TYPE_BITS = {kind: 1 << bit for bit, kind in enumerate(TOKEN_TYPES)}
-"""The bit of each token type in ``register_persons.types``: its place in
+"""The bit of each token type in a person's ``types``: its place in
 ``keys.tokens.TOKEN_TYPES``, to which types are only appended, so a stored mask keeps
 its meaning (``pc_geb``, ``naam_geb``, ``init_geb_hnr`` and ``naam_init2_geb`` are bits
-8 to 11)."""
+8 to 11, ``init_geb`` bit 12)."""
 REGISTER_ACTIVITY = "vroegsignalering: laden register"
 DISTRICT_MAX = 16  # register_persons.district
 KID_MAX = 64
@@ -191,7 +195,7 @@ def _check_person(
     line: int, record: dict[str, Any], *, gemeente: str, kid: str, number: int
 ) -> tuple[list[Any], list[tuple[int, int, int]]]:
     """The person's row (``PERSON_COLUMNS``, labels "[]") and token rows of a line."""
-    if set(record) != PERSON_MEMBERS:
+    if not PERSON_MEMBERS <= set(record) <= PERSON_MEMBERS | OPTIONAL_MEMBERS:
         raise RegisterInvalid(line, "unknown or missing members")
     pseudonym = record["pseudonym"]
     if not _fullmatch(_PSEUDONYM, pseudonym):
@@ -231,6 +235,12 @@ def _check_person(
             rows.append((token_key(value), number_of_type, number))
         if values:
             types |= TYPE_BITS[kind]
+    fuzzy = None
+    if "fuzzy" in record:
+        try:
+            fuzzy = bloom.pack(bloom.decode(record["fuzzy"]))
+        except ValueError:
+            raise RegisterInvalid(line, "bad fuzzy encodings") from None
     person = [
         number,
         pseudonym,
@@ -240,7 +250,7 @@ def _check_person(
         status_date,
         "[]",
         types,
-        None,
+        fuzzy,
     ]
     return person, rows
 

@@ -105,7 +105,12 @@ class Router:
             else:
                 groups[notice.gemeente, notice.tokens.kid].append(index)
         for (gemeente, kid), indexes in groups.items():
-            matches = self._matcher.match(gemeente, kid, [batch[i].tokens.values for i in indexes])
+            matches = self._matcher.match(
+                gemeente,
+                kid,
+                [batch[i].tokens.values for i in indexes],
+                [batch[i].tokens.fuzzy for i in indexes],
+            )
             place = self._gemeenten[gemeente]
             assert isinstance(place, Outreach)
             for index, match in zip(indexes, matches, strict=True):

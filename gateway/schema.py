@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from keys import tokens
+from keys import bloom, tokens
 
 OINStr = Annotated[str, StringConstraints(pattern=r"^[0-9]{20}$")]
 GemeenteCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
@@ -81,12 +81,16 @@ class MatchTokens(_Strict):
     values: Annotated[
         dict[str, Annotated[list[Token], Field(min_length=1, max_length=16)]], Field(min_length=1)
     ]
+    fuzzy: dict[str, list[str]] | None = None
+    """The fuzzy encodings (``keys.bloom.decode``), made with the same secret."""
 
     @model_validator(mode="after")
     def _known_types(self) -> MatchTokens:
         unknown = set(self.values) - TOKEN_TYPES
         if unknown:
             raise ValueError("unknown token type")
+        if self.fuzzy is not None:
+            bloom.decode(self.fuzzy)
         return self
 
 

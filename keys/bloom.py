@@ -25,10 +25,20 @@ from functools import reduce
 from operator import add, or_
 from types import MappingProxyType
 
-from keys.jose import b64e
-from keys.tokens import FIELD_SEPARATOR, LinkageSecret, derive_key
+from keys.jose import b64d, b64e
+from keys.tokens import FIELD_SEPARATOR, LinkageSecret, PersonFields, derive_key
 
-__all__ = ["FIELDS", "BloomEncoder", "FieldSpec", "similarity"]
+__all__ = [
+    "CARRIED",
+    "FIELDS",
+    "MAX_VALUES",
+    "BloomEncoder",
+    "FieldSpec",
+    "decode",
+    "pack",
+    "similarity",
+    "unpack",
+]
 
 HKDF_SALT = b"signaalpoort/bloom/v1"
 PAD = "_"
@@ -64,6 +74,13 @@ FIELDS: Mapping[str, FieldSpec] = MappingProxyType(
 - ``adres``: postcode and house number, ``1012AB 12``;
 - ``geb``: the birth date, ``YYYY-MM-DD``.
 """
+
+CARRIED: tuple[str, ...] = ("naam", "adres", "geb")
+"""The fields whose encodings a notice and a register person carry (``fuzzy``), in the
+order ``pack`` stores them. The initials are not among them: the match tokens already
+tell whether the first initial agrees, and two letters give a filter little to work on."""
+MAX_VALUES = 8
+"""At most this many encodings of one field (a person's surnames in use)."""
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _YEAR = re.compile(r"[0-9]{4}")
@@ -249,6 +266,26 @@ class BloomEncoder:
         """``encode`` as base64url without padding."""
         return b64e(self.encode(field, value))
 
+    def person(self, person: PersonFields) -> dict[str, list[str]]:
+        """The ``CARRIED`` encodings of a person, as a notice or register record holds
+        them: per field a list of base64url strings; a field not known is left out.
+
+        ``naam`` encodes each core surname (``PersonFields.cores``), ``adres`` the
+        postcode and house number (``1234AB 12``), ``geb`` the birth date.
+        """
+        values = {
+            "naam": list(dict.fromkeys(c for c in person.cores if c))[:MAX_VALUES],
+            "adres": [f"{person.postcode} {person.huisnummer}"]
+            if person.postcode and person.huisnummer is not None
+            else [],
+            "geb": [person.birth_date] if person.birth_date else [],
+        }
+        return {
+            field: [self.encode_b64(field, value) for value in found]
+            for field, found in values.items()
+            if found
+        }
+
     def _filter(self, field: str, value: str) -> int:
         """The unbalanced, unpermuted filter as an L-bit integer (bit j is position j)."""
         state = self._state(field, value)
@@ -280,3 +317,55 @@ def similarity(a: bytes, b: bytes) -> float:
         raise ValueError("encodings of different lengths cannot be compared")
     distance = (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
     return 1.0 - distance / (8 * len(a))
+
+
+def decode(fuzzy: object) -> dict[str, list[bytes]]:
+    """A notice's or register record's ``fuzzy`` member, checked: a JSON object of
+    ``CARRIED`` fields, each a list of 1 to ``MAX_VALUES`` base64url encodings of the
+    field's size. Raises ValueError (naming no value) for anything else."""
+    if not isinstance(fuzzy, dict):
+        raise ValueError("fuzzy: not an object")
+    out: dict[str, list[bytes]] = {}
+    for field, values in fuzzy.items():
+        if field not in CARRIED:
+            raise ValueError("fuzzy: unknown field")
+        if not isinstance(values, list) or not 0 < len(values) <= MAX_VALUES:
+            raise ValueError(f"fuzzy: {field} is not a list of 1 to {MAX_VALUES} encodings")
+        size = FIELDS[field].size
+        decoded = []
+        for value in values:
+            try:
+                raw = b64d(value) if isinstance(value, str) else b""
+            except ValueError:
+                raw = b""
+            if len(raw) != size:
+                raise ValueError(f"fuzzy: a {field} encoding is not {size} bytes of base64url")
+            decoded.append(raw)
+        out[field] = decoded
+    return out
+
+
+def pack(fuzzy: Mapping[str, list[bytes]]) -> bytes:
+    """Encodings as one byte string, for storage: per ``CARRIED`` field a count byte,
+    then that many encodings of the field's size."""
+    parts = []
+    for field in CARRIED:
+        values = fuzzy.get(field, [])
+        parts.append(bytes([len(values)]))
+        parts.extend(values)
+    return b"".join(parts)
+
+
+def unpack(packed: bytes) -> dict[str, list[bytes]]:
+    """The inverse of ``pack``; fields without an encoding are left out."""
+    out: dict[str, list[bytes]] = {}
+    at = 0
+    for field in CARRIED:
+        count, size = packed[at], FIELDS[field].size
+        at += 1
+        if count:
+            out[field] = [packed[at + i * size : at + (i + 1) * size] for i in range(count)]
+            at += count * size
+    if at != len(packed):
+        raise ValueError("packed encodings: trailing bytes")
+    return out

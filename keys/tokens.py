@@ -10,15 +10,14 @@ tokens, never does.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -29,6 +28,7 @@ from keys.jose import b64d, b64e
 
 __all__ = [
     "TOKEN_TYPES",
+    "HMACKey",
     "LinkageSecret",
     "NoticeTokens",
     "PersonFields",
@@ -55,6 +55,7 @@ TOKEN_FIELDS: dict[str, tuple[str, ...]] = {
     "naam_geb": ("name", "birth"),
     "init_geb_hnr": ("initial", "birth", "huisnummer"),
     "naam_init2_geb": ("name", "initials2", "birth"),
+    "init_geb": ("initial", "birth"),
 }
 """Each token type and the fields it is made of, in the order they are keyed:
 
@@ -75,7 +76,10 @@ TOKEN_FIELDS: dict[str, tuple[str, ...]] = {
   written wrongly);
 - ``naam_init2_geb``: core surname, first two initials, birth date; only for a person
   with two initials or more (tells a look-alike of one surname, first initial and
-  birth date apart by the second initial).
+  birth date apart by the second initial);
+- ``init_geb``: first initial, birth date (the surname and the address both written
+  wrongly, or moved: the blocking by which the fuzzy encodings, ``keys.bloom``, find a
+  candidate; alone it is no evidence of a match).
 
 A field is ``name`` (a core surname, ``keys.normalise.surname_cores``), ``sound`` (its
 ``keys.normalise.phonetic`` key), ``initial``, ``initials2``, ``birth`` (ISO date),
@@ -236,17 +240,83 @@ def _optional_huisnummer(value: str | int) -> int | None:
     return normalise.huisnummer(value)
 
 
+_BLOCK_BYTES = 64  # SHA-256's block, to which HMAC pads the key
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+# Standard base64 to base64url (RFC 4648 §5), for bytes.translate.
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+class HMACKey:
+    """An HMAC-SHA256 key (RFC 2104) made ready for many short messages.
+
+    ``digest(m)`` equals ``hmac.new(key, m, hashlib.sha256).digest()``. The key is
+    absorbed once into an inner and an outer SHA-256 state, and each message costs a
+    copy of each: fewer state copies and Python calls than ``hmac.HMAC.copy()`` and
+    ``digest()``, which counts when a register of a million persons is tokenised.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK_BYTES:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK_BYTES, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        """The 32-byte HMAC-SHA256 of ``message``."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def __repr__(self) -> str:
+        return "HMACKey(<redacted>)"
+
+
+# The fields ``Tokeniser.tokens`` fills, by position. Only a surname field can hold more
+# than one value, and it comes first in every type, so a type's messages are each first
+# value followed by one fixed tail.
+_FIELD_POSITION = {
+    f: i
+    for i, f in enumerate(
+        ("bsn", "name", "sound", "initial", "initials2", "birth", "postcode", "huisnummer")
+    )
+}
+_MULTIPLE = frozenset({"name", "sound"})
+if any(_MULTIPLE.intersection(fields[1:]) for fields in TOKEN_FIELDS.values()):
+    raise AssertionError("TOKEN_FIELDS: a surname field must come first")
+
+
 class Tokeniser:
     """Makes match tokens with the keys derived from one linkage secret."""
 
-    __slots__ = ("_kid", "_macs")
+    __slots__ = ("_kid", "_macs", "_plan")
 
     def __init__(self, secret: LinkageSecret) -> None:
         self._kid = secret.kid
         self._macs = {
-            t: _hmac_state(derive_key(secret.secret, salt=HKDF_SALT, info=b"token:" + t.encode()))
+            t: HMACKey(derive_key(secret.secret, salt=HKDF_SALT, info=b"token:" + t.encode()))
             for t in TOKEN_TYPES
         }
+        # Per type: where its first field and its other fields are, its two HMAC states,
+        # and for a swappable type how a swapped given name becomes the first field.
+        self._plan = tuple(
+            (
+                t,
+                _FIELD_POSITION[fields[0]],
+                tuple(_FIELD_POSITION[f] for f in fields[1:]),
+                self._macs[t]._inner,
+                self._macs[t]._outer,
+                (_unchanged if fields[0] == "name" else normalise.phonetic)
+                if t in _SWAPPABLE
+                else None,
+            )
+            for t, fields in TOKEN_FIELDS.items()
+        )
 
     @property
     def kid(self) -> str:
@@ -256,65 +326,88 @@ class Tokeniser:
     def token(self, type_: str, *fields: str) -> str:
         """The token of one type over already normalised fields."""
         try:
-            state = self._macs[type_]
+            key = self._macs[type_]
         except KeyError:
             raise ValueError(f"unknown token type {type_!r}") from None
         _check_fields(fields)
-        return _mac(state, FIELD_SEPARATOR.join(fields))
+        digest = key.digest(FIELD_SEPARATOR.join(fields).encode())[:TOKEN_BYTES]
+        return _b64_token(digest)
 
     def tokens(self, person: PersonFields, *, include_bsn: bool = False) -> dict[str, list[str]]:
         """Every token whose fields are all known: one per core surname where a surname
         is used; values sorted and unique; types without a value left out.
         """
-        # The register side calls this a million times: each type's messages are built
-        # from per-field value lists, and the fields are checked once per person.
-        cores = list(dict.fromkeys(c for c in person.cores if c))
-        _check_fields(
+        # The register side calls this a million times, so the HMAC and base64url of
+        # ``token`` are written out inline here: a function call per token costs about
+        # as much as its SHA-256.
+        cores = list(dict.fromkeys(person.cores))
+        if "" in cores:
+            cores.remove("")
+        swapped = person.swapped
+        bsn, initial, initials2 = person.bsn, person.initial, person.initials2
+        birth, postcode = person.birth_date, person.postcode
+        if FIELD_SEPARATOR in "".join(
             (
                 *cores,
-                *(part for pair in person.swapped for part in pair),
-                person.initial,
-                person.initials2,
-                person.birth_date or "",
-                person.postcode or "",
-                person.bsn or "",
+                *(part for pair in swapped for part in pair),
+                initial,
+                initials2,
+                birth or "",
+                postcode or "",
+                bsn or "",
             )
+        ):
+            # The separator inside a field would let two field lists share one token.
+            raise ValueError("a token field contains the field separator")
+        sounds = list(dict.fromkeys(map(normalise.phonetic, cores)))
+        if "" in sounds:
+            sounds.remove("")
+        values: tuple[list[str], ...] = (
+            [bsn] if include_bsn and bsn else [],
+            cores,
+            sounds,
+            [initial] if initial else [],
+            [initials2] if initials2 else [],
+            [birth] if birth else [],
+            [postcode] if postcode else [],
+            [str(person.huisnummer)] if person.huisnummer is not None else [],
         )
-        values: dict[str, list[str]] = {
-            "bsn": [person.bsn] if include_bsn and person.bsn else [],
-            "name": cores,
-            "sound": list(dict.fromkeys(k for k in map(normalise.phonetic, cores) if k)),
-            "initial": [person.initial] if person.initial else [],
-            "initials2": [person.initials2] if person.initials2 else [],
-            "birth": [person.birth_date] if person.birth_date else [],
-            "postcode": [person.postcode] if person.postcode else [],
-            "huisnummer": [str(person.huisnummer)] if person.huisnummer is not None else [],
-        }
+        sep, size, b64, urlsafe = FIELD_SEPARATOR, TOKEN_BYTES, binascii.b2a_base64, _URLSAFE
         out: dict[str, list[str]] = {}
-        for type_, fields in TOKEN_FIELDS.items():
-            messages = values[fields[0]]
-            if not messages:
+        for type_, first, others, inner, outer, swap in self._plan:
+            heads = values[first]
+            if not heads:
                 continue
-            for field in fields[1:]:
-                parts = values[field]
-                if not parts:
+            tail = ""
+            for i in others:
+                known = values[i]
+                if not known:
                     break
-                if len(parts) == 1:
-                    tail = FIELD_SEPARATOR + parts[0]
-                    messages = [m + tail for m in messages]
-                else:
-                    messages = [m + FIELD_SEPARATOR + v for m in messages for v in parts]
+                tail += sep + known[0]
             else:
-                if type_ in _SWAPPABLE:
-                    messages = list(messages)
-                    rest = "".join(FIELD_SEPARATOR + values[f][0] for f in fields[2:])
-                    for core, initial in person.swapped:
-                        key = core if fields[0] == "name" else normalise.phonetic(core)
+                if swap is not None and swapped:
+                    # The first two fields are (surname, initial); the rest stays.
+                    rest = tail[len(sep) + len(values[others[0]][0]) :]
+                    heads = [head + tail for head in heads]
+                    for core, letter in swapped:
+                        key = swap(core)
                         if key:
-                            messages.append(f"{key}{FIELD_SEPARATOR}{initial}{rest}")
-                state = self._macs[type_]
-                out[type_] = sorted({_mac(state, m) for m in messages})
+                            heads.append(f"{key}{sep}{letter}{rest}")
+                    tail = ""
+                found: list[str] = []
+                for head in heads:
+                    h = inner.copy()
+                    h.update((head + tail).encode())
+                    mac = outer.copy()
+                    mac.update(h.digest())
+                    # base64url of 16 bytes is 22 characters and "==\n", which go.
+                    found.append(b64(mac.digest()[:size]).translate(urlsafe, b"=\n").decode())
+                out[type_] = found if len(found) == 1 else sorted(set(found))
         return out
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def _check_fields(fields: tuple[str, ...]) -> None:
@@ -324,34 +417,33 @@ def _check_fields(fields: tuple[str, ...]) -> None:
             raise ValueError("a token field contains the field separator")
 
 
-def _sha256(data: bytes = b"") -> Any:
-    return hashlib.sha256(data)
-
-
-def _hmac_state(key: bytes) -> hmac.HMAC:
-    # A digestmod that is not OpenSSL's own constructor makes ``hmac`` build HMAC from two
-    # SHA-256 states (RFC 2104) that ``copy`` clones cheaply; OpenSSL 3's HMAC spends
-    # more on per-call set-up than on a short message, and this runs a million times.
-    return hmac.new(key, digestmod=_sha256)
-
-
-def _mac(state: hmac.HMAC, message: str) -> str:
-    mac = state.copy()
-    mac.update(message.encode())
-    digest = mac.digest()[:TOKEN_BYTES]
-    # base64url of 16 bytes is 22 characters and two "=" of padding, which go.
-    return base64.urlsafe_b64encode(digest)[:22].decode("ascii")
+def _b64_token(digest: bytes) -> str:
+    # base64url without padding; binascii with a translate is cheaper than base64's.
+    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE, b"=").decode()
 
 
 class NoticeTokens(TypedDict):
-    """The ``tokens`` member of a notice: the secret's kid and tokens per type."""
+    """The ``tokens`` member of a notice: the secret's kid, tokens per type and, where
+    the creditor made them, the fuzzy encodings (``keys.bloom.BloomEncoder.person``)."""
 
     kid: str
     values: dict[str, list[str]]
+    fuzzy: NotRequired[dict[str, list[str]]]
 
 
 def notice_tokens(
-    tokeniser: Tokeniser, person: PersonFields, *, include_bsn: bool = False
+    tokeniser: Tokeniser,
+    person: PersonFields,
+    *,
+    include_bsn: bool = False,
+    fuzzy: dict[str, list[str]] | None = None,
 ) -> NoticeTokens:
-    """The tokens of one person in the shape a notice carries them."""
-    return {"kid": tokeniser.kid, "values": tokeniser.tokens(person, include_bsn=include_bsn)}
+    """The tokens of one person in the shape a notice carries them, with ``fuzzy``
+    (made with the same secret) when given."""
+    out: NoticeTokens = {
+        "kid": tokeniser.kid,
+        "values": tokeniser.tokens(person, include_bsn=include_bsn),
+    }
+    if fuzzy:
+        out["fuzzy"] = fuzzy
+    return out

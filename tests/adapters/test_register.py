@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import signaalpoort
 from adapters.errors import RowInvalid
@@ -193,6 +198,21 @@ def test_pseudonym_key_is_private_and_separate_from_the_linkage_secret(
     assert json.loads(path.read_text())["key"] != secret
 
 
+def _documented_pseudonym(key: bytes, kind: str, value: str) -> str:
+    mac = hmac.new(key, f"{kind}\x1f{value}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii")[:22]
+
+
+@given(st.text(max_size=40).filter(str.strip))
+def test_pseudonyms_are_the_documented_hmac(huishouden_id: str) -> None:
+    key = bytes(range(100, 132))
+    pseudonyms = PseudonymKey(key)
+    assert pseudonyms.person(BSN[0]) == "p-" + _documented_pseudonym(key, "person", BSN[0])
+    assert pseudonyms.household(huishouden_id) == "h-" + _documented_pseudonym(
+        key, "household", huishouden_id.strip()
+    )
+
+
 def test_household_members_share_a_household_pseudonym(home: PartyHome, tmp_path: Path) -> None:
     records = _by_bsn(_tokenise(home, _write_brp(tmp_path / "b.csv", PEOPLE), tmp_path / "r"))
     assert records[BSN[0]]["household"] == records[BSN[1]]["household"]
@@ -211,6 +231,43 @@ def test_status_is_deceased_or_moved_out_with_its_date(home: PartyHome, tmp_path
 def test_partly_unknown_birth_date_is_accepted_as_unknown(tmp_path: Path) -> None:
     rows = list(read_brp(_write_brp(tmp_path / "brp.csv", PEOPLE)))
     assert rows[2].person.birth_date is None
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.sampled_from(["\x7f", "\x00\x1f\t", "é", "\u2028", "\ud800", "😀", '"\\/']),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+
+
+keys = st.text(max_size=6).filter(lambda k: k != "status")  # write_register counts those
+
+
+# Each example writes and fsyncs a file, which a busy machine can make slow.
+@settings(deadline=None)
+@given(st.lists(st.dictionaries(keys, json_values, max_size=4), max_size=4))
+def test_register_lines_are_the_sorted_compact_ascii_json_of_the_records(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, Any]]
+) -> None:
+    out = tmp_path_factory.getbasetemp() / "lines.jsonl"
+    write_register(out, records)
+    expected = "".join(
+        json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n" for record in records
+    )
+    assert out.read_bytes() == expected.encode("ascii")
+
+
+def test_register_lines_keep_json_for_what_orjson_writes_otherwise(tmp_path: Path) -> None:
+    # A key that is not a string, an integer beyond 64 bits, DEL and a lone surrogate.
+    records: list[dict[Any, Any]] = [{1: 2}, {"n": 2**70}, {"s": "\x7f"}, {"s": "\udc00"}]
+    write_register(tmp_path / "r.jsonl", records)
+    assert (tmp_path / "r.jsonl").read_bytes() == (
+        b'{"1":2}\n{"n":1180591620717411303424}\n{"s":"\\u007f"}\n{"s":"\\udc00"}\n'
+    )
 
 
 def _refusal(tmp_path: Path, people: list[dict[str, str]]) -> RowInvalid:

@@ -29,12 +29,14 @@ from adapters.register import (
 from gateway.clock import FixedClock
 from gateway.matching import (
     ACCEPT,
+    FUZZY,
     MARGIN,
     MAX_SHIFT,
     REVIEW,
     WEIGHTS,
     Label,
     Matcher,
+    fuzzy_points,
     score,
     size_shift,
 )
@@ -42,6 +44,7 @@ from gateway.register import TYPE_NUMBERS, load_register, token_key
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
 from gateway.store.schema import register_tables, registers
+from keys.bloom import BloomEncoder
 from keys.tokens import TOKEN_FIELDS, TOKEN_TYPES, LinkageSecret, PersonFields, Tokeniser
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -208,8 +211,10 @@ class Register:
     """A municipality's side: its secret, its pseudonym key, its register at the gateway."""
 
     def __init__(self, engine: Engine, tmp_path: Path) -> None:
-        self.secret = LinkageSecret.generate(now=NOW)
+        # A fixed test secret: fuzzy similarities vary a little with the key.
+        self.secret = LinkageSecret(kid="lk-20261122-test", secret=bytes(range(32)))
         self.tokeniser = Tokeniser(self.secret)
+        self.encoder = BloomEncoder(self.secret)
         self.pseudonyms = PseudonymKey.generate()
         self.gw = Gateway(
             settings=cast(Any, None),
@@ -229,6 +234,7 @@ class Register:
             tokenise(
                 rows,
                 tokeniser=self.tokeniser,
+                encoder=self.encoder,
                 pseudonyms=self.pseudonyms,
                 gemeente=gemeente,
                 now=NOW,
@@ -246,7 +252,13 @@ class Register:
         load_register(self.gw, register, gemeente=gemeente, by=AMSTERDAM, labels=labels)
 
     def tokens(self, *, bsn: str = "", **fields: str) -> dict[str, list[str]]:
-        person = PersonFields.from_creditor(
+        return self.tokeniser.tokens(self.fields(bsn=bsn, **fields), include_bsn=bool(bsn))
+
+    def fuzzy(self, **fields: str) -> dict[str, list[str]]:
+        return self.encoder.person(self.fields(**fields))
+
+    def fields(self, *, bsn: str = "", **fields: str) -> PersonFields:
+        return PersonFields.from_creditor(
             achternaam=fields.get("achternaam", ""),
             voorvoegsel=fields.get("voorvoegsel", ""),
             voorletters=fields.get("voorletters", ""),
@@ -255,13 +267,17 @@ class Register:
             huisnummer=fields.get("huisnummer", ""),
             bsn=bsn,
         )
-        return self.tokeniser.tokens(person, include_bsn=bool(bsn))
 
     def person(self, name: str) -> str:
         return self.pseudonyms.person(PERSONS[name]["bsn"])
 
-    def match(self, *notices: dict[str, list[str]], kid: str | None = None) -> list[Any]:
-        return Matcher(self.gw.engine).match(GEMEENTE, kid or self.secret.kid, list(notices))
+    def match(
+        self,
+        *notices: dict[str, list[str]],
+        kid: str | None = None,
+        fuzzy: list[dict[str, list[str]] | None] | None = None,
+    ) -> list[Any]:
+        return Matcher(self.gw.engine).match(GEMEENTE, kid or self.secret.kid, list(notices), fuzzy)
 
 
 @pytest.fixture
@@ -443,3 +459,75 @@ def test_a_register_version_being_loaded_is_not_searched(register: Register) -> 
         )  # fmt: skip
     [found] = register.match(notice)
     assert found.person == register.person("anna") and found.candidates == 2
+
+
+# -- fuzzy encodings --------------------------------------------------------------------
+
+ENCODER = BloomEncoder(LinkageSecret(kid="lk-test", secret=bytes(32)))
+
+
+def _encoded(field: str, *values: str) -> dict[str, list[bytes]]:
+    return {field: [ENCODER.encode(field, value) for value in values]}
+
+
+def test_a_surname_one_letter_off_counts_as_agreeing_in_place_of_differing() -> None:
+    agree, disagree = frozenset({"initial", "birth"}), frozenset({"name", "postcode"})
+    close = fuzzy_points(agree, disagree, _encoded("naam", "jamsen"), _encoded("naam", "jansen"))
+    assert close == FUZZY["naam"].close_points - WEIGHTS["name"][1]
+    # Any of the register's surnames may be the close one.
+    assert (
+        fuzzy_points(
+            agree, disagree, _encoded("naam", "jamsen"), _encoded("naam", "vries", "jansen")
+        )
+        == close
+    )
+
+
+def test_a_clearly_other_surname_counts_against_a_candidate_away_from_the_address() -> None:
+    other = _encoded("naam", "pietersen"), _encoded("naam", "jansen")
+    away = fuzzy_points(frozenset({"initial", "birth"}), frozenset({"name"}), *other)
+    assert away == FUZZY["naam"].far_points < 0
+    # At the address the surname may be one in use, or swapped with the given name.
+    there = frozenset({"birth", "postcode", "huisnummer"})
+    assert fuzzy_points(there, frozenset({"name"}), *other) == 0
+
+
+def test_a_close_birth_date_counts_only_where_the_initial_does_not_differ() -> None:
+    typo = _encoded("geb", "1995-02-18"), _encoded("geb", "1995-02-17")
+    agree = frozenset({"name", "initial", "postcode", "huisnummer"})
+    assert fuzzy_points(agree, frozenset({"birth"}), *typo) == (
+        FUZZY["geb"].close_points - WEIGHTS["birth"][1]
+    )
+    relative = frozenset({"name", "postcode", "huisnummer"})
+    assert fuzzy_points(relative, frozenset({"birth", "initial"}), *typo) == 0
+
+
+def test_fields_the_tokens_show_to_agree_or_one_side_lacks_add_nothing() -> None:
+    same = _encoded("naam", "jansen")
+    assert fuzzy_points(frozenset({"name"}), frozenset(), same, _encoded("naam", "bakker")) == 0
+    assert fuzzy_points(frozenset(), frozenset({"name"}), same, {}) == 0
+
+
+JOOST_MOVED_AND_MISSPELT = {
+    "achternaam": "Jamsen", "voorletters": "J.", "geboortedatum": "1995-02-17",
+    "postcode": "1011AA", "huisnummer": "3",
+}  # fmt: skip
+
+
+def test_a_misspelt_resident_who_moved_is_found_by_initial_and_birth_date(
+    register: Register,
+) -> None:
+    notice = JOOST_MOVED_AND_MISSPELT
+    [found] = register.match(register.tokens(**notice), fuzzy=[register.fuzzy(**notice)])
+    assert (found.outcome, found.person) == ("matched", register.person("joost"))
+    # Without fuzzy encodings initial and birth date alone make no candidate.
+    [plain] = register.match(register.tokens(**notice))
+    assert (plain.outcome, plain.reason) == ("not_resident", "no_candidate")
+
+
+def test_someone_else_of_that_initial_and_birth_date_is_not_taken_for_the_resident(
+    register: Register,
+) -> None:
+    notice = {**JOOST_MOVED_AND_MISSPELT, "achternaam": "Pietersen"}
+    [found] = register.match(register.tokens(**notice), fuzzy=[register.fuzzy(**notice)])
+    assert (found.outcome, found.reason, found.candidates) == ("not_resident", "below_review", 1)

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys.bloom import FIELDS, BloomEncoder, similarity
+from keys.bloom import (
+    CARRIED,
+    FIELDS,
+    MAX_VALUES,
+    BloomEncoder,
+    decode,
+    pack,
+    similarity,
+    unpack,
+)
 from keys.jose import b64d
-from keys.tokens import LinkageSecret
+from keys.tokens import LinkageSecret, PersonFields
 
 FIXED = LinkageSecret(kid="lk-20261122-00000000", secret=bytes(range(32)))
 OTHER = LinkageSecret(kid="lk-20261122-11111111", secret=bytes(range(1, 33)))
@@ -296,3 +306,76 @@ def test_birth_date_not_in_iso_form_is_refused(value: str) -> None:
     ENCODER.encode("geb", "1980-03-07")
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         ENCODER.encode("geb", value)
+
+
+# --- a person's encodings, as notices and registers carry them ---------------------------
+
+PERSON = PersonFields(
+    cores=("jansen", "dijk", "jansen"),
+    initial="j",
+    initials2="jp",
+    birth_date="1980-03-07",
+    postcode="1012AB",
+    huisnummer=12,
+    bsn=None,
+)
+
+
+def test_a_person_carries_each_surname_the_address_and_the_birth_date() -> None:
+    carried = ENCODER.person(PERSON)
+    assert carried == {
+        "naam": [ENCODER.encode_b64("naam", "jansen"), ENCODER.encode_b64("naam", "dijk")],
+        "adres": [ENCODER.encode_b64("adres", "1012AB 12")],
+        "geb": [ENCODER.encode_b64("geb", "1980-03-07")],
+    }
+    assert set(carried) == set(CARRIED)
+
+
+def test_a_field_not_known_is_left_out() -> None:
+    moved = replace(PERSON, postcode=None, birth_date=None)
+    assert set(ENCODER.person(moved)) == {"naam"}
+    assert "adres" not in ENCODER.person(replace(PERSON, huisnummer=None))
+
+
+def test_decode_gives_the_bytes_of_each_encoding() -> None:
+    carried = ENCODER.person(PERSON)
+    decoded = decode(carried)
+    assert decoded == {field: [b64d(v) for v in values] for field, values in carried.items()}
+    assert unpack(pack(decoded)) == decoded
+    assert unpack(pack({})) == {}
+    assert unpack(pack({"geb": decoded["geb"]})) == {"geb": decoded["geb"]}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        {"voornaam": [ENCODER.encode_b64("voornaam", "jp")]},
+        {"naam": []},
+        {"naam": ENCODER.encode_b64("naam", "jansen")},
+        {"naam": [ENCODER.encode_b64("naam", "jansen")] * (MAX_VALUES + 1)},
+        {"geb": [ENCODER.encode_b64("naam", "jansen")[:-1]]},
+        {"geb": [ENCODER.encode_b64("voornaam", "jp")]},
+        {"geb": [ENCODER.encode_b64("geb", "1980-03-07")[:-1] + "="]},
+        {"geb": [12]},
+    ],
+    ids=[
+        "not_an_object",
+        "initials_not_carried",
+        "empty_list",
+        "not_a_list",
+        "too_many",
+        "one_character_short",
+        "another_fields_size",
+        "padding",
+        "not_a_string",
+    ],
+)
+def test_decode_refuses_anything_but_carried_fields_of_their_size(bad: object) -> None:
+    with pytest.raises(ValueError, match="fuzzy"):
+        decode(bad)
+
+
+def test_unpack_refuses_trailing_bytes() -> None:
+    with pytest.raises(ValueError, match="trailing"):
+        unpack(pack(decode(ENCODER.person(PERSON))) + b"\x00")

@@ -280,6 +280,18 @@ def test_bsn_failing_the_elfproef_is_refused() -> None:
         bsn("123456789")
 
 
+@given(st.from_regex(r"[0-9]{8,9}", fullmatch=True))
+def test_bsn_is_accepted_exactly_when_its_weighted_digits_pass_the_elfproef(value: str) -> None:
+    digits = value.zfill(9)
+    weights = (9, 8, 7, 6, 5, 4, 3, 2, -1)
+    total = sum(w * int(d) for w, d in zip(weights, digits, strict=True))
+    if total % 11 == 0 and digits != "000000000":
+        assert bsn(f" {value} ") == digits
+    else:
+        with pytest.raises(FieldInvalid):
+            bsn(value)
+
+
 def test_bsn_of_eight_digits_gets_a_leading_zero() -> None:
     assert bsn("10000008") == "010000008"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -15,9 +16,11 @@ from hypothesis import strategies as st
 
 from keys.errors import FieldInvalid, SecretInvalid
 from keys.jose import b64e
+from keys.normalise import phonetic
 from keys.tokens import (
     TOKEN_FIELDS,
     TOKEN_TYPES,
+    HMACKey,
     LinkageSecret,
     PersonFields,
     Tokeniser,
@@ -132,6 +135,35 @@ def test_token_is_truncated_hmac_under_an_hkdf_derived_key() -> None:
     key = hmac.digest(prk, b"token:naam_pc_hnr" + b"\x01", "sha256")
     mac = hmac.digest(key, b"berg\x1f1234AB\x1f12", hashlib.sha256)
     assert Tokeniser(FIXED).token("naam_pc_hnr", "berg", "1234AB", "12") == b64e(mac[:16])
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=160), st.binary(max_size=300))
+def test_hmac_key_is_the_standard_library_hmac(key: bytes, message: bytes) -> None:
+    assert HMACKey(key).digest(message) == hmac.new(key, message, hashlib.sha256).digest()
+
+
+@pytest.mark.parametrize("key_size", [0, 1, 32, 63, 64, 65, 200])
+@pytest.mark.parametrize("message_size", [0, 1, 55, 56, 63, 64, 65, 119, 128, 1000])
+def test_hmac_key_is_the_standard_library_hmac_around_block_sizes(
+    key_size: int, message_size: int
+) -> None:
+    # SHA-256 blocks are 64 bytes; a longer key is hashed first (RFC 2104), and a
+    # message of 56 bytes or more no longer fits the padding in one block.
+    key = bytes(range(key_size % 256)) * (key_size // 256) + bytes(range(key_size % 256))
+    message = bytes((7 * i) % 256 for i in range(message_size))
+    assert HMACKey(key).digest(message) == hmac.new(key, message, hashlib.sha256).digest()
+
+
+def test_hmac_key_gives_the_same_digest_every_time() -> None:
+    mac = HMACKey(bytes(range(32)))
+    first = mac.digest(b"berg")
+    mac.digest(b"something else" * 10)
+    assert mac.digest(b"berg") == first == hmac.digest(bytes(range(32)), b"berg", "sha256")
+
+
+def test_hmac_key_repr_never_shows_the_key() -> None:
+    assert repr(HMACKey(b"secret key")) == "HMACKey(<redacted>)"
 
 
 def test_each_token_type_has_its_own_key() -> None:
@@ -258,6 +290,7 @@ def test_tokens_of_a_person_are_the_tokens_of_its_fields() -> None:
         "naam_geb": [tok("naam_geb", "vries", "1970-01-01")],
         "init_geb_hnr": [tok("init_geb_hnr", "a", "1970-01-01", "5")],
         "naam_init2_geb": [tok("naam_init2_geb", "vries", "am", "1970-01-01")],
+        "init_geb": [tok("init_geb", "a", "1970-01-01")],
     }
 
 
@@ -309,7 +342,13 @@ def test_bsn_token_only_when_asked_for() -> None:
 def test_types_with_a_missing_field_are_left_out() -> None:
     tokeniser = Tokeniser(FIXED)
     no_address = tokeniser.tokens(_creditor(postcode="", huisnummer=""))
-    assert set(no_address) == {"naam_init_geb", "fon_init_geb", "naam_geb", "naam_init2_geb"}
+    assert set(no_address) == {
+        "naam_init_geb",
+        "fon_init_geb",
+        "naam_geb",
+        "naam_init2_geb",
+        "init_geb",
+    }
     no_number = tokeniser.tokens(_creditor(huisnummer=""))
     assert "pc_geb" in no_number and "pc_hnr_geb" not in no_number
     no_birth_date = tokeniser.tokens(_creditor(geboortedatum=""))
@@ -332,7 +371,68 @@ def test_spelling_variants_share_a_phonetic_key_token() -> None:
         "init_pc_hnr",
         "pc_geb",
         "init_geb_hnr",
+        "init_geb",
     }
+
+
+def _reference_tokens(
+    secret: bytes, person: PersonFields, *, include_bsn: bool
+) -> dict[str, list[str]]:
+    """``Tokeniser.tokens`` as the module and ``TOKEN_FIELDS`` specify it, written plainly
+    with the standard library's hmac, to hold the fast version to the same bytes."""
+    prk = hmac.digest(b"signaalpoort/match-tokens/v1", secret, "sha256")
+    cores = [c for c in dict.fromkeys(person.cores) if c]
+    values = {
+        "bsn": [person.bsn] if include_bsn and person.bsn else [],
+        "name": cores,
+        "sound": [k for k in dict.fromkeys(map(phonetic, cores)) if k],
+        "initial": [person.initial] if person.initial else [],
+        "initials2": [person.initials2] if person.initials2 else [],
+        "birth": [person.birth_date] if person.birth_date else [],
+        "postcode": [person.postcode] if person.postcode else [],
+        "huisnummer": [str(person.huisnummer)] if person.huisnummer is not None else [],
+    }
+    out: dict[str, list[str]] = {}
+    for type_, fields in TOKEN_FIELDS.items():
+        lists = [values[f] for f in fields]
+        if not all(lists):
+            continue
+        messages = {"\x1f".join(combo) for combo in itertools.product(*lists)}
+        if type_ in ("naam_init_geb", "fon_init_geb"):
+            for core, initial in person.swapped:
+                first = core if fields[0] == "name" else phonetic(core)
+                if first:
+                    messages.add("\x1f".join((first, initial, *(values[f][0] for f in fields[2:]))))
+        key = hmac.digest(prk, b"token:" + type_.encode() + b"\x01", "sha256")
+        out[type_] = sorted({b64e(hmac.digest(key, m.encode(), "sha256")[:16]) for m in messages})
+    return out
+
+
+words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", max_size=12)
+people = st.builds(
+    PersonFields,
+    cores=st.lists(st.one_of(words, st.sampled_from(["jansen", "vries", "jansen vries"]))).map(
+        tuple
+    ),
+    initial=st.sampled_from(["", "a", "j"]),
+    birth_date=st.one_of(st.none(), st.sampled_from(["1970-01-01", "2001-12-31"])),
+    postcode=st.one_of(st.none(), st.sampled_from(["1011AB", "9999ZZ"])),
+    huisnummer=st.one_of(st.none(), st.integers(min_value=1, max_value=99999)),
+    bsn=st.one_of(st.none(), st.sampled_from(["111222333", "010000008"])),
+    initials2=st.sampled_from(["", "am", "jp"]),
+    swapped=st.lists(st.tuples(words, st.sampled_from(["", "s", "v"])), max_size=2).map(tuple),
+)
+
+
+@settings(max_examples=300)
+@given(people, st.booleans())
+def test_tokens_are_the_hmac_of_the_specified_messages(
+    person: PersonFields, include_bsn: bool
+) -> None:
+    tokens = Tokeniser(FIXED).tokens(person, include_bsn=include_bsn)
+    expected = _reference_tokens(FIXED.secret, person, include_bsn=include_bsn)
+    assert tokens == expected
+    assert list(tokens) == list(expected)
 
 
 def test_notice_tokens_carry_the_kid_and_the_values() -> None:
@@ -463,6 +563,20 @@ def test_doubled_s_in_a_creditor_name_still_shares_a_phonetic_token(
     register = tokeniser.tokens(PersonFields.from_register(**register_fields))
     creditor = tokeniser.tokens(PersonFields.from_creditor(**creditor_fields))
     assert "fon_init_geb" in _shared(creditor, register)
+
+
+@settings(max_examples=100)
+@given(person_and_view())
+def test_register_tokens_are_the_hmac_of_the_specified_messages(
+    case: tuple[dict[str, str], dict[str, str]],
+) -> None:
+    register_fields, creditor_fields = case
+    for person in (
+        PersonFields.from_register(**register_fields),
+        PersonFields.from_creditor(**creditor_fields),
+    ):
+        expected = _reference_tokens(FIXED.secret, person, include_bsn=True)
+        assert Tokeniser(FIXED).tokens(person, include_bsn=True) == expected
 
 
 def test_token_values_never_contain_the_personal_values() -> None:
