@@ -22,10 +22,14 @@ Each field is left out of some type, so one field written wrongly (or two, such 
 surname and postcode) still leaves a token in common.
 
 **Candidates** are the persons that share at least one token with the notice: the
-tokens are the blocking, so nothing is compared against the whole register. A person
-who shares ``init_geb`` alone is a candidate only where both sides carry fuzzy
-encodings to weigh (a register of a million persons holds one or two others of any
-initial and birth date).
+tokens are the blocking, so nothing is compared against the whole register.
+``init_geb`` is looked up only for a notice whose other tokens find nobody, and makes a
+candidate only of a person whose surname's fuzzy encoding is nearly the notice's
+(``NEARLY``).
+
+**Fuzzy encodings** (``keys.bloom``) of surnames, address and birth date, where notice
+and person carry them, adjust the score where the tokens did not show a field to agree
+(``FUZZY``, ``fuzzy_points``).
 
 **Score.** For each candidate the matcher infers, per field, whether it agrees,
 disagrees or is unknown. A token both sides hold proves that all its fields agree. A
@@ -270,7 +274,7 @@ class Fuzzy:
     close_points: int
     far: float
     """Below this similarity the field is another value: ``far_points`` are added,
-    unless a field of ``far_unless`` agrees."""
+    unless all the fields of ``far_unless`` agree."""
     far_points: int
     unless: frozenset[str] = frozenset()
     far_unless: frozenset[str] = frozenset()
@@ -279,17 +283,19 @@ class Fuzzy:
 FUZZY: dict[str, Fuzzy] = {
     "naam": Fuzzy(frozenset({"name", "sound"}), 0.80, 5, 0.72, -6, far_unless=frozenset(ADDRESS)),
     "geb": Fuzzy(frozenset({"birth"}), 0.84, 2, 0.0, 0, unless=frozenset({"initial"})),
-    "adres": Fuzzy(frozenset({"postcode", "huisnummer"}), 0.85, 4, 0.0, 0, frozenset({"initial"})),
+    "adres": Fuzzy(
+        frozenset({"postcode", "huisnummer"}), 0.85, 4, 0.0, 0, unless=frozenset({"initial"})
+    ),
 }
 """Per fuzzy field (``keys.bloom.CARRIED``). A surname one letter off scores from 0.80
 in nine cases out of ten, an unrelated one about 0.55 (0.4 % from 0.80, 97 % below
-0.72); a clearly other surname counts against a candidate
-found without its address (by initial and birth date alone), not against one at the
-address, where a surname in use or given names and surname swapped are common. A
-birth date one digit off scores 0.82 to 0.94 (95 % from 0.84), an unrelated one about
-0.6, but a relative's can come as close, so a close birth date or address does not
-count for someone whose initial differs. A birth date or address that differs already
-costs its weight."""
+0.72); a clearly other surname counts against a candidate, unless postcode and house
+number agree: at the address a surname in use or given names and surname swapped are
+common, while a postcode and birth date in common are found by chance in a large
+register. A birth date one digit off scores
+0.82 to 0.94 (95 % from 0.84), an unrelated one about 0.6, but a relative's can come
+as close, so a close birth date or address does not count for someone whose initial
+differs. A birth date or address that differs already costs its weight."""
 
 
 def fuzzy_points(
@@ -308,13 +314,50 @@ def fuzzy_points(
         if best >= rule.close:
             if not disagree & rule.unless:
                 points += rule.close_points - sum(WEIGHTS[f][1] for f in disagree & rule.fields)
-        elif best < rule.far and not agree & rule.far_unless:
+        elif best < rule.far and not rule.far_unless <= agree:
             points += rule.far_points
     return points
 
 
-_BLOCKING_ONLY = {"init_geb"}
-"""Shared types that make a candidate only where fuzzy encodings can weigh it."""
+_FALLBACK = frozenset({"init_geb"})
+"""Types looked up only for a notice whose other tokens find nobody, and whose
+candidates count only where the surnames' encodings are nearly the same (``NEARLY``):
+a register of a million persons holds one or two others of any initial and birth date,
+and among so many some surname comes close by chance."""
+NEARLY = 0.90
+"""The surname similarity a candidate found by ``_FALLBACK`` needs: about one unrelated
+pair of Dutch surnames in eight thousand reaches it, and a quarter of the surnames one
+letter off."""
+
+
+def _hits(
+    values: Mapping[str, Sequence[int]],
+    owners: Mapping[int, list[tuple[int, int]]],
+    kinds: frozenset[str],
+    *,
+    exclude: bool = False,
+) -> dict[int, set[str]]:
+    """Per person, the types of ``kinds`` (or, with ``exclude``, of all other types)
+    whose tokens the notice shares with them."""
+    hits: dict[int, set[str]] = defaultdict(set)
+    for kind, tokens in values.items():
+        if (kind in kinds) == exclude:
+            continue
+        number = TYPE_NUMBERS[kind]
+        for token in tokens:
+            for owner_type, person_id in owners.get(token, ()):
+                if owner_type == number:
+                    hits[person_id].add(kind)
+    return hits
+
+
+def _nearly_named(
+    theirs: Mapping[str, list[bytes]] | None, ours: Mapping[str, list[bytes]] | None
+) -> bool:
+    if not theirs or not ours or "naam" not in theirs or "naam" not in ours:
+        return False
+    return max(similarity(a, b) for a in theirs["naam"] for b in ours["naam"]) >= NEARLY
+
 
 _INITIALS = (("init_pc_hnr", "init2_pc_hnr"), ("naam_init_geb", "naam_init2_geb"))
 """Pairs of types alike but for one initial or two: a side that has the first and not
@@ -386,8 +429,23 @@ class Matcher:
             }
             for values in notices
         ]
-        wanted = {key for values in keyed for keys in values.values() for key in keys}
+        wanted = {
+            key
+            for values in keyed
+            for kind, keys in values.items()
+            if kind not in _FALLBACK
+            for key in keys
+        }
         owners = _owners(conn, tables, wanted)
+        # The fallback types are looked up only for notices the others found nobody for.
+        fallback = {
+            key
+            for values in keyed
+            if not _hits(values, owners, _FALLBACK, exclude=True)
+            for kind in _FALLBACK
+            for key in values.get(kind, ())
+        }
+        owners.update(_owners(conn, tables, fallback - wanted))
         persons = _persons(conn, tables, {p for found in owners.values() for _, p in found})
         shift = size_shift(current.persons)
         encodings = [decode(f) if f else {} for f in fuzzy] if fuzzy else [{}] * len(keyed)
@@ -405,26 +463,19 @@ class Matcher:
         shift: int = 0,
         fuzzy: Mapping[str, list[bytes]] | None = None,
     ) -> Match:
-        hits: dict[int, set[str]] = defaultdict(set)
-        for kind, tokens in values.items():
-            number = TYPE_NUMBERS[kind]
-            for token in tokens:
-                for owner_type, person_id in owners.get(token, ()):
-                    if owner_type == number:
-                        hits[person_id].add(kind)
+        hits = _hits(values, owners, _FALLBACK, exclude=True) or _hits(values, owners, _FALLBACK)
         if not hits:
             return Match("not_resident", "no_candidate")
         carried = frozenset(kind for kind, tokens in values.items() if tokens)
         scores = []
         for person_id, kinds in hits.items():
             person = persons[person_id]
-            weighed = bool(fuzzy and person.fuzzy)
-            if not weighed and kinds == _BLOCKING_ONLY:
+            ours = unpack(person.fuzzy) if fuzzy and person.fuzzy else None
+            if kinds <= _FALLBACK and not _nearly_named(fuzzy, ours):
                 continue
             points, agree, disagree = _judged(frozenset(kinds), carried, person.types)
-            if weighed:
-                assert fuzzy is not None and person.fuzzy is not None
-                points += fuzzy_points(agree, disagree, fuzzy, unpack(person.fuzzy))
+            if fuzzy and ours:
+                points += fuzzy_points(agree, disagree, fuzzy, ours)
             scores.append((points, person_id))
         if not scores:
             return Match("not_resident", "no_candidate")

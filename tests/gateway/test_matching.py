@@ -509,7 +509,7 @@ def test_fields_the_tokens_show_to_agree_or_one_side_lacks_add_nothing() -> None
 
 
 JOOST_MOVED_AND_MISSPELT = {
-    "achternaam": "Jamsen", "voorletters": "J.", "geboortedatum": "1995-02-17",
+    "achternaam": "Jansens", "voorletters": "J.", "geboortedatum": "1995-02-17",
     "postcode": "1011AA", "huisnummer": "3",
 }  # fmt: skip
 
@@ -530,4 +530,28 @@ def test_someone_else_of_that_initial_and_birth_date_is_not_taken_for_the_reside
 ) -> None:
     notice = {**JOOST_MOVED_AND_MISSPELT, "achternaam": "Pietersen"}
     [found] = register.match(register.tokens(**notice), fuzzy=[register.fuzzy(**notice)])
-    assert (found.outcome, found.reason, found.candidates) == ("not_resident", "below_review", 1)
+    assert (found.outcome, found.reason) == ("not_resident", "no_candidate")
+
+
+def test_initial_and_birth_date_are_looked_at_only_when_the_other_tokens_find_nobody(
+    engine: Engine, tmp_path: Path
+) -> None:
+    municipality = Register(engine, tmp_path)
+    jet = {
+        "bsn": "100000046", "geslachtsnaam": "Bakker", "voornamen": "Jet",
+        "naamgebruik": "E", "geboortedatum": "1990-01-01", "postcode": "1053DX",
+        "huisnummer": "12", "wijkcode": "K02", "huishouden_id": "H1",
+    }  # fmt: skip
+    municipality.load({**PERSONS, "jet": jet})
+    # Joost's initial and birth date and a surname close to his, at Jet's address: the
+    # initial and address find Jet, so Joost is not looked for by initial and birth date.
+    notice = {**JOOST_MOVED_AND_MISSPELT, "postcode": "1053DX", "huisnummer": "12"}
+    [found] = municipality.match(
+        municipality.tokens(**notice), fuzzy=[municipality.fuzzy(**notice)]
+    )
+    assert found.candidates == 1 and found.person != municipality.person("joost")
+    elsewhere = municipality.match(
+        municipality.tokens(**JOOST_MOVED_AND_MISSPELT),
+        fuzzy=[municipality.fuzzy(**JOOST_MOVED_AND_MISSPELT)],
+    )
+    assert [m.person for m in elsewhere] == [municipality.person("joost")]
