@@ -80,7 +80,7 @@ from sqlalchemy import BigInteger, Connection, Engine, String, any_, bindparam, 
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.register import TYPE_BITS, TYPE_NUMBERS, token_key
+from gateway.register import TYPE_BITS, TYPE_NUMBERS, token_keys
 from gateway.store.engine import reading
 from gateway.store.schema import RegisterTables, register_tables, registers
 from keys.bloom import decode, similarity, unpack
@@ -330,6 +330,13 @@ pair of Dutch surnames in eight thousand reaches it, and a quarter of the surnam
 letter off."""
 
 
+def _keyed(values: Mapping[str, Sequence[str]]) -> dict[str, list[int]]:
+    """A notice's tokens by type as the register stores them (``token_keys``)."""
+    kinds = [kind for kind in values if kind in TYPE_NUMBERS]
+    keys = iter(token_keys([token for kind in kinds for token in values[kind]]))
+    return {kind: [next(keys) for _ in values[kind]] for kind in kinds}
+
+
 def _hits(
     values: Mapping[str, Sequence[int]],
     owners: Mapping[int, list[tuple[int, int]]],
@@ -421,14 +428,7 @@ class Matcher:
         if current.kid != kid:
             return [Match("review", "kid_mismatch") for _ in notices]
         tables = register_tables(gemeente, current.version)
-        keyed = [
-            {
-                kind: [token_key(token) for token in tokens]
-                for kind, tokens in values.items()
-                if kind in TYPE_NUMBERS
-            }
-            for values in notices
-        ]
+        keyed = [_keyed(values) for values in notices]
         wanted = {
             key
             for values in keyed

@@ -16,7 +16,14 @@ from sqlalchemy.schema import CreateTable
 
 from gateway.clock import FixedClock
 from gateway.errors import RegisterInvalid
-from gateway.register import TYPE_BITS, TYPE_NUMBERS, load_register, register_stats, token_key
+from gateway.register import (
+    TYPE_BITS,
+    TYPE_NUMBERS,
+    load_register,
+    register_stats,
+    token_key,
+    token_keys,
+)
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
 from gateway.store.engine import reading
@@ -429,3 +436,12 @@ def test_a_token_is_stored_as_its_first_eight_bytes() -> None:
 def test_a_token_that_is_not_22_characters_of_base64url_has_no_key(bad: str) -> None:
     with pytest.raises(ValueError, match="token"):
         token_key(bad)
+
+
+def test_the_keys_of_many_tokens_are_the_keys_of_each() -> None:
+    tokens = [base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()]
+    tokens += [_b64() for _ in range(40)] + ["-" * 22, "_" * 22, "A" * 22]
+    assert token_keys(tokens) == [token_key(token) for token in tokens]
+    assert token_keys([]) == []
+    with pytest.raises(ValueError, match="base64url"):
+        token_keys([*tokens, "A" * 21 + "="])
