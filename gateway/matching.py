@@ -437,33 +437,33 @@ class Matcher:
             for key in keys
         }
         owners = _owners(conn, tables, wanted)
+        found = [_hits(values, owners, _FALLBACK, exclude=True) for values in keyed]
         # The fallback types are looked up only for notices the others found nobody for.
-        fallback = {
-            key
-            for values in keyed
-            if not _hits(values, owners, _FALLBACK, exclude=True)
-            for kind in _FALLBACK
-            for key in values.get(kind, ())
-        }
-        owners.update(_owners(conn, tables, fallback - wanted))
-        persons = _persons(conn, tables, {p for found in owners.values() for _, p in found})
+        lonely = [i for i, hits in enumerate(found) if not hits]
+        fallback = {key for i in lonely for kind in _FALLBACK for key in keyed[i].get(kind, ())}
+        if fallback:
+            owners.update(_owners(conn, tables, fallback - wanted))
+            for i in lonely:
+                found[i] = _hits(keyed[i], owners, _FALLBACK)
+        persons = _persons(conn, tables, {p for hits in found for p in hits})
         shift = size_shift(current.persons)
         encodings = [decode(f) if f else {} for f in fuzzy] if fuzzy else [{}] * len(keyed)
         return [
-            self._decide(values, owners, persons, shift=shift, fuzzy=theirs)
-            for values, theirs in zip(keyed, encodings, strict=True)
+            self._decide(values, hits, persons, shift=shift, fuzzy=theirs)
+            for values, hits, theirs in zip(keyed, found, encodings, strict=True)
         ]
 
     @staticmethod
     def _decide(
         values: Mapping[str, Sequence[int]],
-        owners: Mapping[int, list[tuple[int, int]]],
+        hits: Mapping[int, set[str]],
         persons: Mapping[int, _Person],
         *,
         shift: int = 0,
         fuzzy: Mapping[str, list[bytes]] | None = None,
     ) -> Match:
-        hits = _hits(values, owners, _FALLBACK, exclude=True) or _hits(values, owners, _FALLBACK)
+        """The outcome for a notice whose tokens ``values`` are shared, per candidate,
+        in the types ``hits``."""
         if not hits:
             return Match("not_resident", "no_candidate")
         carried = frozenset(kind for kind, tokens in values.items() if tokens)
