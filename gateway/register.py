@@ -16,10 +16,10 @@ previous version stays until the next load, so a match that began before the swi
 can finish on it; memory use does not grow with the size of the register beyond a set
 of its pseudonyms.
 
-A token is stored as its first 8 bytes read as a signed integer (``token_key``): among
-the ten-odd million tokens of a large register two tokens of one type share those
-bytes with a chance of about 10^-5, and a notice's token that collided so would only
-add a candidate for the score to weigh.
+A token is stored as its first 8 bytes read as a signed integer (``token_keys``):
+among the fifteen million tokens of a register of a million persons, two of one type
+share those bytes with a chance under one in a million, and a notice's token that
+collided so would only add a candidate for the score to weigh.
 
 The routing labels (``register labels``: a header, then ``{"pseudonym", "labels"}`` per
 person) are loaded with the register they belong to. A label for a pseudonym the
