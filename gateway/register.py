@@ -63,7 +63,6 @@ __all__ = [
     "LoadResult",
     "load_register",
     "register_stats",
-    "token_key",
     "token_keys",
 ]
 
@@ -125,11 +124,6 @@ def token_keys(tokens: list[str]) -> list[int]:
     # all gives 9 bytes a token, of which the first 8 are its key.
     heads = "".join(token[:12] for token in tokens).translate(_STANDARD)
     return [key for (key,) in struct.iter_unpack(">qx", binascii.a2b_base64(heads))]
-
-
-def token_key(token: str) -> int:
-    """``token_keys`` of one token."""
-    return token_keys([token])[0]
 
 
 @dataclass(frozen=True)

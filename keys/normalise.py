@@ -274,18 +274,14 @@ def name_variants(
     return list(dict.fromkeys(v for v in variants if v))
 
 
+# Cached: a register repeats given names and surnames, and reading one person takes the
+# initials of both.
+@lru_cache(maxsize=1 << 16)
 def initials(names: str) -> str:
     """The initials of given names: "Jan Pieter" → "jp", "J. P. K." → "jpk", "Jan-Willem" → "jw".
 
     Letters run together without separators ("JP") are read as one name.
     """
-    return _initials(names)
-
-
-@lru_cache(maxsize=1 << 16)
-def _initials(names: str) -> str:
-    # Cached: a register repeats given names and surnames, and reading one person takes
-    # the initials of both.
     return "".join(word[0] for word in fold(names).split())
 
 
@@ -323,14 +319,10 @@ def huisnummer(value: str | int) -> int:
     return number
 
 
+# Cached: a century holds fewer than 40,000 days, so a register repeats them.
+@lru_cache(maxsize=1 << 16)
 def birth_date(value: str) -> str:
     """A date of birth as ISO ``YYYY-MM-DD`` that names a real day, returned unchanged."""
-    return _birth_date(value)
-
-
-@lru_cache(maxsize=1 << 16)
-def _birth_date(value: str) -> str:
-    # Cached: a century holds fewer than 40,000 days, so a register repeats them.
     text = value.strip()
     m = _ISO_DATE.fullmatch(text)
     if m is None:

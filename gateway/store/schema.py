@@ -252,8 +252,9 @@ class RegisterTables:
     ``types`` a bit mask over ``keys.tokens.TOKEN_TYPES`` of the token types the person
     has, ``fuzzy`` the person's fuzzy encodings (``keys.bloom.pack``) or NULL."""
     tokens: Table
-    """One row per token: its first 8 bytes as a signed integer (``token_key``), the
-    type's place in ``keys.tokens.TOKEN_TYPES`` and the person's ``id``."""
+    """One row per token: its first 8 bytes as a signed integer
+    (``gateway.register.token_keys``), the type's place in ``keys.tokens.TOKEN_TYPES``
+    and the person's ``id``."""
 
     @property
     def indexes(self) -> tuple[Index, ...]:

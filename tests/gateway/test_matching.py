@@ -40,7 +40,7 @@ from gateway.matching import (
     score,
     size_shift,
 )
-from gateway.register import TYPE_NUMBERS, load_register, token_key
+from gateway.register import TYPE_NUMBERS, load_register, token_keys
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
 from gateway.store.schema import register_tables, registers
@@ -453,8 +453,8 @@ def test_a_register_version_being_loaded_is_not_searched(register: Register) -> 
         conn.execute(
             insert(tables.tokens),
             [
-                {"token": token_key(token), "type": TYPE_NUMBERS[kind], "person": 1}
-                for kind, tokens in notice.items() for token in tokens
+                {"token": key, "type": TYPE_NUMBERS[kind], "person": 1}
+                for kind, tokens in notice.items() for key in token_keys(tokens)
             ],
         )  # fmt: skip
     [found] = register.match(notice)

@@ -21,7 +21,6 @@ from gateway.register import (
     TYPE_NUMBERS,
     load_register,
     register_stats,
-    token_key,
     token_keys,
 )
 from gateway.service import Gateway
@@ -159,9 +158,9 @@ def test_a_valid_register_loads_with_its_counts(gw: Gateway, tmp_path: Path) -> 
     )
     assert first.id == 1 and first.types == TYPE_BITS["bsn"] | TYPE_BITS["naam_init_geb"]
     assert first_tokens == {
-        (token_key(token), TYPE_NUMBERS[kind])
+        (key, TYPE_NUMBERS[kind])
         for kind, values in records[1]["tokens"].items()
-        for token in values
+        for key in token_keys(values)
     }
     assert deceased == date(2026, 3, 1)
     assert (kept.gemeente, kept.kid, kept.version, kept.persons, kept.tokens) == (
@@ -232,7 +231,7 @@ def test_rows_left_by_a_crashed_load_are_removed_by_the_next(gw: Gateway, tmp_pa
                 types=0,
             )
         )
-        conn.execute(insert(tables.tokens).values(token=token_key(_b64()), type=0, person=1))
+        conn.execute(insert(tables.tokens).values(token=token_keys([_b64()])[0], type=0, person=1))
     assert _versions(gw.engine) == {1, 2}
     assert register_stats(gw.engine, GEMEENTE)["persons"]["resident"] == 1
     result = load_register(
@@ -252,6 +251,8 @@ BAD_LINES: dict[str, Any] = {
     "bad_household": person(household="x-" + "A" * 22),
     "unknown_token_type": person(tokens={"naam": ["A" * 22]}),
     "bad_token": person(tokens={"bsn": ["A" * 21]}),
+    "bad_fuzzy": person(fuzzy={"naam": ["A" * 85]}),
+    "unknown_fuzzy_field": person(fuzzy={"voornaam": ["A" * 42 + "Q"]}),
     "bad_status": person(status="emigrated"),
     "bad_status_date": person("deceased", statusDate="2026-02-30"),
     "wrong_gemeente": person(gemeente="0599"),
@@ -425,23 +426,14 @@ def test_a_refused_load_is_audited_with_its_line_and_no_value(gw: Gateway, tmp_p
 
 
 def test_a_token_is_stored_as_its_first_eight_bytes() -> None:
-    for _ in range(200):
-        raw = secrets.token_bytes(16)
-        token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        assert token_key(token) == int.from_bytes(raw[:8], "big", signed=True)
-    assert token_key("A" * 22) == 0 and token_key("_" * 11 + "A" * 11) == -1
+    raws = [secrets.token_bytes(16) for _ in range(200)]
+    tokens = [base64.urlsafe_b64encode(raw).rstrip(b"=").decode() for raw in raws]
+    assert token_keys(tokens) == [int.from_bytes(raw[:8], "big", signed=True) for raw in raws]
+    assert token_keys(["A" * 22, "_" * 11 + "A" * 11]) == [0, -1]
+    assert token_keys([]) == []
 
 
 @pytest.mark.parametrize("bad", ["A" * 21, "A" * 23, "A" * 10 + "+" + "A" * 11, "A/" + "A" * 20])
 def test_a_token_that_is_not_22_characters_of_base64url_has_no_key(bad: str) -> None:
     with pytest.raises(ValueError, match="token"):
-        token_key(bad)
-
-
-def test_the_keys_of_many_tokens_are_the_keys_of_each() -> None:
-    tokens = [base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()]
-    tokens += [_b64() for _ in range(40)] + ["-" * 22, "_" * 22, "A" * 22]
-    assert token_keys(tokens) == [token_key(token) for token in tokens]
-    assert token_keys([]) == []
-    with pytest.raises(ValueError, match="base64url"):
-        token_keys([*tokens, "A" * 21 + "="])
+        token_keys([_b64(), bad, _b64()])

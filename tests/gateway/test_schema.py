@@ -14,6 +14,7 @@ from gateway.schema import Notice, notice_jti
 
 ISS = "00000003900000010000"
 TOKEN = "A" * 21 + "Q"
+ENCODING = "A" * 85 + "Q"  # 64 bytes: a fuzzy encoding's size
 
 
 def _notice(**changes: Any) -> dict[str, Any]:
@@ -63,6 +64,29 @@ def test_a_well_formed_notice_is_accepted() -> None:
         {"tokens": {"kid": "lk-1", "values": {"bsn": [TOKEN]}}},
         {"tokens": {"kid": "lk-1", "values": {}}},
         {"tokens": {"kid": "lk-1", "values": {"naam_init_geb": ["A" * 21 + "B"]}}},
+        {"tokens": {"kid": "lk-1", "values": {"naam_init_geb": [TOKEN]}, "fuzzy": []}},
+        {"tokens": {"kid": "lk-1", "values": {"naam_init_geb": [TOKEN]}, "fuzzy": {"naam": []}}},
+        {
+            "tokens": {
+                "kid": "lk-1",
+                "values": {"naam_init_geb": [TOKEN]},
+                "fuzzy": {"voornaam": [ENCODING]},
+            }
+        },
+        {
+            "tokens": {
+                "kid": "lk-1",
+                "values": {"naam_init_geb": [TOKEN]},
+                "fuzzy": {"geb": [ENCODING[:-1]]},
+            }
+        },
+        {
+            "tokens": {
+                "kid": "lk-1",
+                "values": {"naam_init_geb": [TOKEN]},
+                "fuzzy": {"geb": ["A" * 85 + "B"]},
+            }
+        },
         {"category": "ONBEKEND"},
         {"v": 2},
     ],
@@ -71,6 +95,12 @@ def test_a_well_formed_notice_is_accepted() -> None:
 def test_a_notice_outside_the_schema_is_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         Notice.model_validate(_notice(**changes))
+
+
+def test_fuzzy_encodings_of_the_carried_fields_are_accepted() -> None:
+    fuzzy = {"naam": [ENCODING, ENCODING], "adres": [ENCODING], "geb": [ENCODING]}
+    tokens = {"kid": "lk-1", "values": {"naam_init_geb": [TOKEN]}, "fuzzy": fuzzy}
+    assert Notice.model_validate(_notice(tokens=tokens)).tokens.fuzzy == fuzzy
 
 
 def test_a_bsn_token_is_allowed_for_health_insurers() -> None:
