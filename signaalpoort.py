@@ -66,7 +66,7 @@ from gateway.matching import Matcher
 from gateway.partnerships import add_partnership
 from gateway.register import load_register
 from gateway.schema import Category
-from gateway.service import Gateway
+from gateway.service import Gateway, settle
 from gateway.settings import Settings
 from gateway.store.auditlog import AuditLog
 from gateway.store.engine import make_engine, migrate, reading
@@ -743,6 +743,9 @@ def evaluate_linkage(
             fuzzy.append(encoder.person(person))
         tokens_seconds = time.perf_counter() - tokens_started
 
+        # The gateway matches a batch at a time; this holds every notice's tokens at
+        # once, which the collector would otherwise scan again at each full collection.
+        settle()
         matcher = Matcher(engine)
         match_started = time.perf_counter()
         matches = []

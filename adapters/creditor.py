@@ -255,6 +255,7 @@ def person_fields(row: profile.Row, category: str) -> PersonFields:
             postcode=row.get("postcode"),
             huisnummer=row.get("huisnummer"),
             bsn=row.get("bsn") if category in BSN_CATEGORIES else "",
+            voornamen=row.get("voornamen"),
         )
     except FieldInvalid as exc:
         raise RowInvalid(row.line, exc.cause, "cannot be normalised") from None

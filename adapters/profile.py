@@ -47,7 +47,7 @@ REQUIRED = (
     "signaaldatum",
     "bsn",
 )
-OPTIONAL = ("stage", "stage_date", "klantnummer", "signaalpartner")
+OPTIONAL = ("stage", "stage_date", "klantnummer", "signaalpartner", "voornamen")
 ATTESTATIONS = (
     "persoonlijkContact",
     "schriftelijkeHerinnering",

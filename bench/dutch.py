@@ -36,6 +36,8 @@ birth date), the rest outsiders (random name, half in Amsterdam, half in neighbo
 towns). Categories: ZORG 52 %, HUUR 18 %, ENERGIE 16 %, DRINKWATER 9 %,
 EINDELEVERING 5 %. Every error below is applied independently, at the rate given,
 among notices where it can apply; the tag is what ``Dataset.notice_errors`` records.
+The ``voornamen`` column is drawn from a random stream of its own, so every other
+column is the same as it would be without it.
 
 ============================ ======= ====================================================
 tag                          rate    what the creditor got wrong (or merely different)
@@ -66,6 +68,16 @@ woonplaats_upper             10 %    woonplaats in capitals (harmless formatting
 zorg_bsn                     40 %    ZORG only: the BSN column filled (the true BSN; for
                                      people not in the register a valid BSN that is in
                                      no register row)
+(voornamen kept)             cat.    voornamen filled where the creditor keeps given
+                                     names in full: ZORG 90 %, HUUR 80 %, ENERGIE 50 %,
+                                     DRINKWATER 30 %, EINDELEVERING 50 %; the first
+                                     given name alone, all of them (a quarter), or one
+                                     of the two call names below
+call_name_other              3 %     a name the BRP does not list (a call name such as
+                                     "Kees" for Cornelis): another name of the pool
+call_name_second             10 %    with two given names or more: the second alone
+given_diacritics_lost        50 %    given names with diacritics written in plain ASCII
+given_typo                   3 %     one-letter typo in voornamen
 relative_at_address          (7.5%)  not in the register, same surname and address as a
                                      resident (30 % of the 25 % not registered)
 not_in_register              (25 %)  truth bsn empty
@@ -102,7 +114,7 @@ BRP_HEADER = (
 NOTICES_HEADER = (
     "ref,category,achternaam,voorvoegsel,voorletters,geboortedatum,straat,huisnummer,"
     "huisletter,huisnummertoevoeging,postcode,woonplaats,telefoon,email,bedrag,"
-    "ontstaansdatum,signaaldatum,bsn,stage,stage_date,klantnummer"
+    "ontstaansdatum,signaaldatum,bsn,stage,stage_date,klantnummer,voornamen"
 ).split(",")
 TRUTH_HEADER = ["ref", "bsn"]
 
@@ -376,6 +388,8 @@ BEDRAG = {"ZORG": (280, 1600), "HUUR": (600, 5200), "ENERGIE": (150, 2400),
           "DRINKWATER": (40, 450), "EINDELEVERING": (200, 2800)}  # fmt: skip
 BIRTH_MISSING = {"ZORG": 0.01, "HUUR": 0.10, "ENERGIE": 0.25, "DRINKWATER": 0.30,
                  "EINDELEVERING": 0.25}  # fmt: skip
+GIVEN_NAMES_KEPT = {"ZORG": 0.9, "HUUR": 0.8, "ENERGIE": 0.5, "DRINKWATER": 0.3,
+                    "EINDELEVERING": 0.5}  # fmt: skip
 EMAIL_DOMAINS = ["gmail.com", "hotmail.com", "outlook.com", "ziggo.nl", "kpnmail.nl"]
 
 _DUTCH_Y = re.compile(r"(?<=[b-df-hj-np-tv-zBDFHJ-NP-TV-Zeu])y")  # Meyer, Dykstra, Kuypers
@@ -425,6 +439,9 @@ class Dataset:
 class _Gen:
     def __init__(self, seed: int) -> None:
         self.rng = Random(seed)
+        # The voornamen column draws from a stream of its own, so the rest of a data
+        # set is the same as without it.
+        self.given_rng = Random(f"{seed}-voornamen")
         self.bsns: set[str] = set()
         self.addresses: set[tuple[str, str, str, str]] = set()
         self.sur = [(v, n) for v, n, _ in SURNAMES]
@@ -656,6 +673,32 @@ class _Gen:
             town = town.upper()
         return [gn, vv, "".join(initials), gd, street, nummer, letter, toev, postcode, town]
 
+    def given(self, p: dict[str, str], category: str, tags: list[str]) -> str:
+        """The voornamen column of a notice for person p: empty where the creditor
+        keeps initials only, else the given names as it keeps them."""
+        rng = self.given_rng
+        if rng.random() >= GIVEN_NAMES_KEPT[category]:
+            return ""
+        names = p["vn"].split()
+        r = rng.random()
+        if r < 0.03:
+            tags.append("call_name_other")
+            pool = FEMALE if names[0] in FEMALE else MALE
+            names = [rng.choice([n for n in pool if n not in names])]
+        elif len(names) > 1 and r < 0.13:
+            tags.append("call_name_second")
+            names = names[1:2]
+        elif r < 0.75:
+            names = names[:1]
+        text = " ".join(names)
+        if not text.isascii() and rng.random() < 0.5:
+            tags.append("given_diacritics_lost")
+            text = strip_diacritics(text)
+        if rng.random() < 0.03 and len(text) > 3:
+            tags.append("given_typo")
+            text = _typo(rng, text)
+        return text
+
     def contact(self, p: dict[str, str]) -> tuple[str, str]:
         rng = self.rng
         phone = ""
@@ -731,6 +774,7 @@ class _Gen:
                     p = self.outsider()
                 true_bsn = ""
             cols = self.render(p, category, tags)
+            given = self.given(p, category, tags)
             phone, email = self.contact(p)
             bsn = ""
             if category == "ZORG" and rng.random() < 0.4:
@@ -760,6 +804,7 @@ class _Gen:
                     stage,
                     stage_date,
                     klant[key][1],
+                    given,
                 ]  # fmt: skip
             )
             truth.append([ref, true_bsn])

@@ -18,7 +18,8 @@ The mapping
 -----------
 ``dataset4a.csv`` is the register (``brp.csv``, one person per record, file order);
 ``dataset4b.csv`` is the creditor export (``notices.csv``, one notice per record, file
-order, the default profile's columns exactly as in ``adapters/demo/energie.csv``).
+order, the default profile's columns as in ``adapters/demo/energie.csv`` and the
+optional ``voornamen``).
 A FEBRL value is copied unchanged (case, spaces, corruptions and all) wherever our
 format accepts it; where it does not, the field is left empty (unknown) and counted.
 
@@ -36,9 +37,10 @@ format accepts it; where it does not, the field is left empty (unknown) and coun
 - names: ``surname`` -> ``geslachtsnaam`` (register) and ``achternaam`` (creditor);
   ``voorvoegsel`` empty on both sides (a surname such as "van der hoek" keeps its
   prefix in the name, and the normaliser splits it off alike on both sides);
-  ``naamgebruik`` E; no partner. ``given_name`` -> ``voornamen`` (register); the
-  creditor knows initials only: ``voorletters`` = the first letter of ``given_name`` in
-  capitals and a full stop ("michaela" -> "M."), empty when ``given_name`` is empty.
+  ``naamgebruik`` E; no partner. ``given_name`` -> ``voornamen`` on both sides (the
+  creditor's optional column, as written); the creditor's ``voorletters`` = the first
+  letter of ``given_name`` in capitals and a full stop ("michaela" -> "M."), empty
+  when ``given_name`` is empty.
 - ``date_of_birth`` ``YYYYMMDD`` -> ``geboortedatum`` ``YYYY-MM-DD``; anything that is
   not eight digits naming a real day (empty, "19450493") -> empty.
 - ``street_number`` -> ``huisnummer`` when it is 1 to 5 digits with a value of 1 to
@@ -102,7 +104,7 @@ BRP_HEADER = (
 NOTICES_HEADER = (
     "ref,category,achternaam,voorvoegsel,voorletters,geboortedatum,straat,huisnummer,"
     "huisletter,huisnummertoevoeging,postcode,woonplaats,telefoon,email,bedrag,"
-    "ontstaansdatum,signaaldatum,bsn,stage,stage_date,klantnummer"
+    "ontstaansdatum,signaaldatum,bsn,stage,stage_date,klantnummer,voornamen"
 ).split(",")
 TRUTH_HEADER = ["ref", "bsn"]
 
@@ -310,6 +312,7 @@ def notice_row(
         STAGE,
         "",  # stage_date
         "",  # klantnummer
+        rec["given_name"],  # voornamen
     ]
 
 

@@ -80,7 +80,7 @@ from sqlalchemy import BigInteger, Connection, Engine, String, any_, bindparam, 
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.register import TYPE_BITS, TYPE_NUMBERS, token_keys
+from gateway.register import TYPE_BITS, TYPE_NUMBERS, surname_key, token_keys
 from gateway.store.engine import reading
 from gateway.store.schema import RegisterTables, register_tables, registers
 from keys.bloom import decode, similarity, unpack
@@ -91,6 +91,8 @@ __all__ = [
     "BASE_PERSONS",
     "MARGIN",
     "MAX_SHIFT",
+    "RARE",
+    "RARE_POINTS",
     "REVIEW",
     "SHORT",
     "WEIGHTS",
@@ -103,6 +105,7 @@ __all__ = [
     "Outcome",
     "fuzzy_points",
     "judge",
+    "rare_points",
     "score",
     "size_shift",
     "weigh",
@@ -269,15 +272,17 @@ class Fuzzy:
     fields: frozenset[str]
     close: float
     """From this similarity on the field counts as written differently but the same
-    (a typo, a swap): ``close_points`` replace what its counterparts' disagreement
-    cost, unless a field of ``unless`` disagrees."""
+    (a typo, a swap): ``close_points`` replace what the disagreement of its
+    counterparts and of ``refunds`` cost, unless a field of ``unless`` disagrees."""
     close_points: int
     far: float
     """Below this similarity the field is another value: ``far_points`` are added,
-    unless all the fields of ``far_unless`` agree."""
+    unless all the fields of ``far_unless`` agree, and only if all of ``far_if`` do."""
     far_points: int
     unless: frozenset[str] = frozenset()
     far_unless: frozenset[str] = frozenset()
+    refunds: frozenset[str] = frozenset()
+    far_if: frozenset[str] = frozenset()
 
 
 FUZZY: dict[str, Fuzzy] = {
@@ -285,6 +290,16 @@ FUZZY: dict[str, Fuzzy] = {
     "geb": Fuzzy(frozenset({"birth"}), 0.84, 2, 0.0, 0, unless=frozenset({"initial"})),
     "adres": Fuzzy(
         frozenset({"postcode", "huisnummer"}), 0.85, 4, 0.0, 0, unless=frozenset({"initial"})
+    ),
+    "voornaam": Fuzzy(
+        frozenset(),
+        0.80,
+        3,
+        0.72,
+        -4,
+        unless=frozenset({"initial", "initials2"}),
+        refunds=frozenset({"short"}),
+        far_if=frozenset({"initial"}),
     ),
 }
 """Per fuzzy field (``keys.bloom.CARRIED``). A surname one letter off scores from 0.80
@@ -310,13 +325,42 @@ def fuzzy_points(
     for field, rule in FUZZY.items():
         if field not in theirs or field not in ours or agree & rule.fields:
             continue
-        best = max(similarity(a, b) for a in theirs[field] for b in ours[field])
+        best = _closest(theirs, ours, field)
         if best >= rule.close:
             if not disagree & rule.unless:
-                points += rule.close_points - sum(WEIGHTS[f][1] for f in disagree & rule.fields)
-        elif best < rule.far and not rule.far_unless <= agree:
-            points += rule.far_points
+                refunded = disagree & (rule.fields | rule.refunds)
+                points += rule.close_points - sum(WEIGHTS[f][1] for f in refunded)
+        elif best < rule.far and rule.far_if <= agree:
+            if not (rule.far_unless and rule.far_unless <= agree):
+                points += rule.far_points
     return points
+
+
+RARE = 100
+"""A surname at most this many persons of the register carry is rare."""
+RARE_POINTS = 2
+"""What a rare surname in common adds away from the address. Someone else of one
+surname, initial and birth date is found elsewhere in a large register about as often
+as the surname is common: among the hundred bearers of a rare surname hardly ever,
+among the eight thousand Jansens of a million persons one notice in forty. At the
+address the others are relatives, who share the surname however rare it is."""
+
+
+def rare_points(
+    agree: frozenset[str],
+    theirs: Mapping[str, list[bytes]],
+    ours: Mapping[str, list[bytes]],
+    bearers: Mapping[bytes, int],
+) -> int:
+    """``RARE_POINTS`` where surname and initial agree and the address does not, and
+    the surname in common is carried by at most ``RARE`` persons (``bearers``: how many
+    carry each of the notice's surname encodings); else 0."""
+    if not {"name", "initial"} <= agree or "postcode" in agree:
+        return 0
+    shared = set(theirs.get("naam", ())) & set(ours.get("naam", ()))
+    if shared and max(bearers.get(encoding, RARE + 1) for encoding in shared) <= RARE:
+        return RARE_POINTS
+    return 0
 
 
 _FALLBACK = frozenset({"init_geb"})
@@ -327,14 +371,19 @@ and among so many some surname comes close by chance."""
 NEARLY = 0.90
 """The surname similarity a candidate found by ``_FALLBACK`` needs: about one unrelated
 pair of Dutch surnames in eight thousand reaches it, and a quarter of the surnames one
-letter off."""
+letter off. A close surname (0.80) with the given name in common is not enough: four
+unrelated surnames in a thousand come that close, and one of the few others of that
+initial and birth date bears the same given name often enough to be accepted."""
 
 
-def _keyed(values: Mapping[str, Sequence[str]]) -> dict[str, list[int]]:
-    """A notice's tokens by type as the register stores them (``token_keys``)."""
-    kinds = [kind for kind in values if kind in TYPE_NUMBERS]
-    keys = iter(token_keys([token for kind in kinds for token in values[kind]]))
-    return {kind: [next(keys) for _ in values[kind]] for kind in kinds}
+def _keyed(notices: Sequence[Mapping[str, Sequence[str]]]) -> list[dict[str, list[int]]]:
+    """Each notice's tokens by type as the register stores them (``token_keys``), all
+    converted in one pass."""
+    kinds = [[kind for kind in values if kind in TYPE_NUMBERS] for values in notices]
+    pairs = list(zip(notices, kinds, strict=True))
+    tokens = [token for values, own in pairs for kind in own for token in values[kind]]
+    keys = iter(token_keys(tokens))
+    return [{kind: [next(keys) for _ in values[kind]] for kind in own} for values, own in pairs]
 
 
 def _hits(
@@ -361,9 +410,16 @@ def _hits(
 def _nearly_named(
     theirs: Mapping[str, list[bytes]] | None, ours: Mapping[str, list[bytes]] | None
 ) -> bool:
-    if not theirs or not ours or "naam" not in theirs or "naam" not in ours:
-        return False
-    return max(similarity(a, b) for a in theirs["naam"] for b in ours["naam"]) >= NEARLY
+    return _closest(theirs, ours, "naam") >= NEARLY
+
+
+def _closest(
+    theirs: Mapping[str, list[bytes]] | None, ours: Mapping[str, list[bytes]] | None, field: str
+) -> float:
+    """The highest similarity of the two sides' encodings of ``field``; 0.0 without."""
+    if not theirs or not ours or field not in theirs or field not in ours:
+        return 0.0
+    return max(similarity(a, b) for a in theirs[field] for b in ours[field])
 
 
 _INITIALS = (("init_pc_hnr", "init2_pc_hnr"), ("naam_init_geb", "naam_init2_geb"))
@@ -428,7 +484,7 @@ class Matcher:
         if current.kid != kid:
             return [Match("review", "kid_mismatch") for _ in notices]
         tables = register_tables(gemeente, current.version)
-        keyed = [_keyed(values) for values in notices]
+        keyed = _keyed(notices)
         wanted = {
             key
             for values in keyed
@@ -448,8 +504,10 @@ class Matcher:
         persons = _persons(conn, tables, {p for hits in found for p in hits})
         shift = size_shift(current.persons)
         encodings = [decode(f) if f else {} for f in fuzzy] if fuzzy else [{}] * len(keyed)
+        surnames = {e for theirs in encodings for e in theirs.get("naam", ())}
+        bearers = _bearers(conn, tables, surnames)
         return [
-            self._decide(values, hits, persons, shift=shift, fuzzy=theirs)
+            self._decide(values, hits, persons, shift=shift, fuzzy=theirs, bearers=bearers)
             for values, hits, theirs in zip(keyed, found, encodings, strict=True)
         ]
 
@@ -461,6 +519,7 @@ class Matcher:
         *,
         shift: int = 0,
         fuzzy: Mapping[str, list[bytes]] | None = None,
+        bearers: Mapping[bytes, int] | None = None,
     ) -> Match:
         """The outcome for a notice whose tokens ``values`` are shared, per candidate,
         in the types ``hits``."""
@@ -476,6 +535,7 @@ class Matcher:
             points, agree, disagree = _judged(frozenset(kinds), carried, person.types)
             if fuzzy and ours:
                 points += fuzzy_points(agree, disagree, fuzzy, ours)
+                points += rare_points(agree, fuzzy, ours, bearers or {})
             scores.append((points, person_id))
         if not scores:
             return Match("not_resident", "no_candidate")
@@ -537,6 +597,20 @@ def _owners(
         for token, kind, person in rows.all():
             found[token].append((kind, person))
     return found
+
+
+def _bearers(conn: Connection, tables: RegisterTables, surnames: set[bytes]) -> dict[bytes, int]:
+    """Per surname encoding: how many persons of the register carry it."""
+    keyed = {surname_key(encoding): encoding for encoding in surnames}
+    if not keyed:
+        return {}
+    columns = tables.surnames.c
+    rows = conn.execute(
+        select(columns.surname, columns.persons).where(
+            _one_of(conn, columns.surname, sorted(keyed))
+        )
+    )
+    return {keyed[key]: persons for key, persons in rows.all()}
 
 
 def _persons(conn: Connection, tables: RegisterTables, ids: set[int]) -> dict[int, _Person]:

@@ -16,6 +16,11 @@ previous version stays until the next load, so a match that began before the swi
 can finish on it; memory use does not grow with the size of the register beyond a set
 of its pseudonyms.
 
+Beside the persons and their tokens, a version holds how many persons carry each
+surname encoding (``surname_key``), so that the matcher can tell a rare surname from a
+common one. The gateway could count equal encodings anyway (docs/fuzzy-encoding.md,
+section 8); it learns no surname from them.
+
 A token is stored as its first 8 bytes read as a signed integer (``token_keys``):
 among the fifteen million tokens of a register of a million persons, two of one type
 share those bytes with a chance under one in a million, and a notice's token that
@@ -31,6 +36,7 @@ A refusal (``RegisterInvalid``) names the line, never a value from it.
 from __future__ import annotations
 
 import binascii
+import hashlib
 import json
 import re
 import struct
@@ -63,6 +69,7 @@ __all__ = [
     "LoadResult",
     "load_register",
     "register_stats",
+    "surname_key",
     "token_keys",
 ]
 
@@ -110,6 +117,7 @@ PERSON_COLUMNS = (
     "fuzzy",
 )
 TOKEN_COLUMNS = ("token", "type", "person")
+SURNAME_COLUMNS = ("surname", "persons")
 _STANDARD = str.maketrans("-_", "+/")  # base64url to base64
 
 
@@ -124,6 +132,13 @@ def token_keys(tokens: list[str]) -> list[int]:
     # all gives 9 bytes a token, of which the first 8 are its key.
     heads = "".join(token[:12] for token in tokens).translate(_STANDARD)
     return [key for (key,) in struct.iter_unpack(">qx", binascii.a2b_base64(heads))]
+
+
+def surname_key(encoding: bytes) -> int:
+    """How a surname's fuzzy encoding is counted and looked up: the first 8 bytes of its
+    BLAKE2b hash as a signed 64-bit integer (two encodings one letter apart share most
+    of their bits, so their own first bytes could coincide)."""
+    return int.from_bytes(hashlib.blake2b(encoding, digest_size=8).digest(), "big", signed=True)
 
 
 @dataclass(frozen=True)
@@ -194,8 +209,9 @@ def _check_date(value: Any) -> bool:
 
 def _check_person(
     line: int, record: dict[str, Any], *, gemeente: str, kid: str, number: int
-) -> tuple[list[Any], list[tuple[int, int, int]]]:
-    """The person's row (``PERSON_COLUMNS``, labels "[]") and token rows of a line."""
+) -> tuple[list[Any], list[tuple[int, int, int]], list[bytes]]:
+    """The person's row (``PERSON_COLUMNS``, labels "[]"), token rows and surname
+    encodings of a line."""
     if not PERSON_MEMBERS <= set(record) <= PERSON_MEMBERS | OPTIONAL_MEMBERS:
         raise RegisterInvalid(line, "unknown or missing members")
     pseudonym = record["pseudonym"]
@@ -241,11 +257,14 @@ def _check_person(
         raise RegisterInvalid(line, "bad token") from None
     rows = [(key, kind, number) for key, kind in zip(keys, kinds, strict=True)]
     fuzzy = None
+    surnames: list[bytes] = []
     if "fuzzy" in record:
         try:
-            fuzzy = bloom.pack(bloom.decode(record["fuzzy"]))
+            decoded = bloom.decode(record["fuzzy"])
         except ValueError:
             raise RegisterInvalid(line, "bad fuzzy encodings") from None
+        fuzzy = bloom.pack(decoded)
+        surnames = decoded.get("naam", [])
     person = [
         number,
         pseudonym,
@@ -257,7 +276,7 @@ def _check_person(
         types,
         fuzzy,
     ]
-    return person, rows
+    return person, rows, surnames
 
 
 def _current_version(conn: Connection, gemeente: str) -> int:
@@ -348,19 +367,20 @@ def _load(gw: Gateway, path: Path, *, gemeente: str, by: str, labels: Path | Non
         _drop_versions(conn, gemeente, keeping=active)
         version = active + 1
         tables = register_tables(gemeente, version)
-        conn.execute(CreateTable(tables.persons))
-        conn.execute(CreateTable(tables.tokens))
+        for table in tables.tables:
+            conn.execute(CreateTable(table))
     loaded = _Loading(gw, tables)
     try:
         for line, record in records:
-            person, rows = _check_person(
+            person, rows, surnames = _check_person(
                 line, record, gemeente=gemeente, kid=kid, number=loaded.persons + 1
             )
             found = labelled.get(person[1])
             if found is not None:
                 person[6] = json.dumps(found, sort_keys=True, separators=(",", ":"))
-            loaded.add(line, person, rows, labelled=found is not None)
+            loaded.add(line, person, rows, surnames, labelled=found is not None)
         loaded.flush()
+        loaded.count_surnames()
         for index in tables.indexes:
             with gw.engine.begin() as conn:
                 index.create(conn)
@@ -417,16 +437,24 @@ class _Loading:
         self._persons: list[tuple[Any, ...]] = []
         self._tokens: list[tuple[int, int, int]] = []
         self._seen: set[str] = set()
+        self._surnames: Counter[bytes] = Counter()
         self.persons = self.tokens = self.labelled = 0
 
     def add(
-        self, line: int, person: list[Any], rows: list[tuple[int, int, int]], *, labelled: bool
+        self,
+        line: int,
+        person: list[Any],
+        rows: list[tuple[int, int, int]],
+        surnames: list[bytes],
+        *,
+        labelled: bool,
     ) -> None:
         if person[1] in self._seen:
             raise RegisterInvalid(line, "duplicate pseudonym")
         self._seen.add(person[1])
         self._persons.append(tuple(person))
         self._tokens.extend(rows)
+        self._surnames.update(set(surnames))
         self.persons += 1
         self.tokens += len(rows)
         self.labelled += labelled
@@ -441,6 +469,13 @@ class _Loading:
                 load_values(conn, self._tables.tokens, TOKEN_COLUMNS, self._tokens)
         self._persons, self._tokens = [], []
 
+    def count_surnames(self) -> None:
+        """Store how many persons carry each surname encoding."""
+        rows = [(surname_key(encoding), n) for encoding, n in self._surnames.items()]
+        if rows:
+            with self._gw.engine.begin() as conn:
+                load_values(conn, self._tables.surnames, SURNAME_COLUMNS, rows)
+
 
 def _drop_versions(conn: Connection, gemeente: str, *, keeping: int) -> None:
     """Drop the tables of every version of the gemeente's register but ``keeping``."""
@@ -448,8 +483,7 @@ def _drop_versions(conn: Connection, gemeente: str, *, keeping: int) -> None:
         found = REGISTER_TABLE.fullmatch(name)
         if found and found[1] == gemeente and int(found[2]) != keeping:
             tables = register_tables(gemeente, int(found[2]))
-            table = tables.persons if found[3] == "persons" else tables.tokens
-            conn.execute(DropTable(table))
+            conn.execute(DropTable(getattr(tables, found[3])))
 
 
 def register_stats(engine: Engine, gemeente: str) -> dict[str, Any]:

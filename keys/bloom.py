@@ -62,7 +62,7 @@ class FieldSpec:
 FIELDS: Mapping[str, FieldSpec] = MappingProxyType(
     {
         "naam": FieldSpec(bits=256, hashes=15, qgrams="bigrams"),
-        "voornaam": FieldSpec(bits=128, hashes=20, qgrams="bigrams"),
+        "voornaam": FieldSpec(bits=256, hashes=15, qgrams="bigrams"),
         "adres": FieldSpec(bits=256, hashes=12, qgrams="bigrams"),
         "geb": FieldSpec(bits=256, hashes=10, qgrams="date"),
     }
@@ -70,15 +70,15 @@ FIELDS: Mapping[str, FieldSpec] = MappingProxyType(
 """The encoded fields; the reasons for each L and k are in ``docs/fuzzy-encoding.md``:
 
 - ``naam``: one core surname (``keys.normalise.surname_cores``);
-- ``voornaam``: the initials (``keys.normalise.initials``), such as ``jp``;
+- ``voornaam``: one given name (``keys.normalise.given_names``), such as ``jan willem``;
 - ``adres``: postcode and house number, ``1012AB 12``;
 - ``geb``: the birth date, ``YYYY-MM-DD``.
 """
 
-CARRIED: tuple[str, ...] = ("naam", "adres", "geb")
+CARRIED: tuple[str, ...] = ("naam", "adres", "geb", "voornaam")
 """The fields whose encodings a notice and a register person carry (``fuzzy``), in the
-order ``pack`` stores them. The initials are not among them: the match tokens already
-tell whether the first initial agrees, and two letters give a filter little to work on."""
+order ``pack`` stores them (a field added later comes last, so what was packed before
+it still unpacks)."""
 MAX_VALUES = 8
 """At most this many encodings of one field (a person's surnames in use)."""
 
@@ -239,7 +239,7 @@ class BloomEncoder:
     """Makes balanced Bloom-filter encodings with the keys derived from one linkage secret.
 
     Values are normalised by the caller as for match tokens (``keys.normalise``): a core
-    surname, the initials, ``1234AB 12``, an ISO birth date. An unknown field is left
+    surname, a given name, ``1234AB 12``, an ISO birth date. An unknown field is left
     out by the caller, never encoded as an empty value.
     """
 
@@ -271,14 +271,17 @@ class BloomEncoder:
         them: per field a list of base64url strings; a field not known is left out.
 
         ``naam`` encodes each core surname (``PersonFields.cores``), ``adres`` the
-        postcode and house number (``1234AB 12``), ``geb`` the birth date.
+        postcode and house number (``1234AB 12``), ``geb`` the birth date (and on a
+        creditor's side the same with day and month swapped, ``birth_swapped``),
+        ``voornaam`` each given name known (``PersonFields.given``).
         """
         values = {
             "naam": list(dict.fromkeys(c for c in person.cores if c))[:MAX_VALUES],
             "adres": [f"{person.postcode} {person.huisnummer}"]
             if person.postcode and person.huisnummer is not None
             else [],
-            "geb": [person.birth_date] if person.birth_date else [],
+            "geb": [d for d in (person.birth_date, person.birth_swapped) if d],
+            "voornaam": list(person.given[:MAX_VALUES]),
         }
         return {
             field: [self.encode_b64(field, value) for value in found]
@@ -357,10 +360,13 @@ def pack(fuzzy: Mapping[str, list[bytes]]) -> bytes:
 
 
 def unpack(packed: bytes) -> dict[str, list[bytes]]:
-    """The inverse of ``pack``; fields without an encoding are left out."""
+    """The inverse of ``pack``; fields without an encoding are left out, as are the
+    fields a shorter packing, made before they were carried, ends before."""
     out: dict[str, list[bytes]] = {}
     at = 0
     for field in CARRIED:
+        if at == len(packed):
+            break
         count, size = packed[at], FIELDS[field].size
         at += 1
         if count:

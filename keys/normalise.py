@@ -25,6 +25,7 @@ __all__ = [
     "birth_date",
     "bsn",
     "fold",
+    "given_names",
     "huisnummer",
     "initials",
     "name_variants",
@@ -283,6 +284,16 @@ def initials(names: str) -> str:
     Letters run together without separators ("JP") are read as one name.
     """
     return "".join(word[0] for word in fold(names).split())
+
+
+def given_names(voornamen: str) -> tuple[str, ...]:
+    """The given names, each folded: "Jan-Willem Émile" → ("jan willem", "emile").
+
+    Initials are not names and are left out ("J.P. Pieter" → ("pieter",)): a word
+    counts only if some part of it is longer than one letter.
+    """
+    names = (fold(word) for word in voornamen.split())
+    return tuple(dict.fromkeys(n for n in names if any(len(part) > 1 for part in n.split())))
 
 
 # --- address, date, BSN -----------------------------------------------------------------

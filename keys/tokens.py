@@ -155,6 +155,14 @@ class PersonFields:
     bsn: str | None
     initials2: str = ""
     """The first two initials, or "" for a person with fewer."""
+    given: tuple[str, ...] = ()
+    """The given names in full (``keys.normalise.given_names``), where known: the
+    register has them all, a creditor those it keeps. No token is made of them; the
+    fuzzy encodings carry them (``keys.bloom``)."""
+    birth_swapped: str | None = None
+    """Creditor side only: the birth date with day and month swapped, where both are 12
+    or less and differ, as a creditor may have written it. No token is made of it; the
+    fuzzy encodings carry it beside the date (``keys.bloom``)."""
     swapped: tuple[tuple[str, str], ...] = ()
     """Register side only: (core, initial) with given name and surname swapped, as a
     creditor that mixed up the two columns writes them: the first given name as the
@@ -172,14 +180,22 @@ class PersonFields:
         postcode: str,
         huisnummer: str | int,
         bsn: str = "",
+        voornamen: str = "",
     ) -> PersonFields:
-        """What a creditor knows, as it knows it; an invalid field raises ``FieldInvalid``."""
-        letters = normalise.initials(voorletters)
+        """What a creditor knows, as it knows it; an invalid field raises ``FieldInvalid``.
+
+        ``voornamen`` are given names in full, where the creditor keeps them; without
+        ``voorletters`` the initials are theirs.
+        """
+        letters = normalise.initials(voorletters or voornamen)
+        birth = normalise.optional_birth_date(geboortedatum)
         return cls(
             cores=tuple(normalise.surname_cores(achternaam, voorvoegsel)),
             initial=letters[:1],
             initials2=letters[:2] if len(letters) >= 2 else "",
-            birth_date=normalise.optional_birth_date(geboortedatum),
+            given=normalise.given_names(voornamen),
+            birth_date=birth,
+            birth_swapped=_day_month_swapped(birth),
             postcode=_optional_postcode(postcode),
             huisnummer=_optional_huisnummer(huisnummer),
             bsn=normalise.bsn(bsn) if bsn.strip() else None,
@@ -223,11 +239,18 @@ class PersonFields:
             cores=tuple(cores),
             initial=letters[:1],
             initials2=letters[:2] if len(letters) >= 2 else "",
+            given=normalise.given_names(voornamen),
             birth_date=normalise.optional_birth_date(known_date),
             postcode=_optional_postcode(postcode),
             huisnummer=_optional_huisnummer(huisnummer),
             bsn=normalise.bsn(bsn) if bsn.strip() else None,
         )
+
+
+def _day_month_swapped(birth: str | None) -> str | None:
+    if birth is None or birth[5:7] == birth[8:] or int(birth[8:]) > 12:
+        return None
+    return f"{birth[:4]}-{birth[8:]}-{birth[5:7]}"
 
 
 def _optional_postcode(value: str) -> str | None:

@@ -233,13 +233,13 @@ registers = Table(
 its tokens use. The tables of other versions (``register_tables``) are a load in progress
 or the previous register."""
 
-REGISTER_TABLE = re.compile(r"register_([0-9]{4})_([0-9]+)_(persons|tokens)")
+REGISTER_TABLE = re.compile(r"register_([0-9]{4})_([0-9]+)_(persons|tokens|surnames)")
 """The name of a table of one version of a gemeente's register (``register_tables``)."""
 
 
 @dataclass(frozen=True)
 class RegisterTables:
-    """The two tables of one version of a gemeente's register, and their indexes.
+    """The tables of one version of a gemeente's register, and their indexes.
 
     A load creates the tables bare, fills them, then builds the indexes (one sort each,
     far cheaper than keeping a B-tree in order through millions of random inserts), and
@@ -255,6 +255,13 @@ class RegisterTables:
     """One row per token: its first 8 bytes as a signed integer
     (``gateway.register.token_keys``), the type's place in ``keys.tokens.TOKEN_TYPES``
     and the person's ``id``."""
+    surnames: Table
+    """One row per surname of which some person carries a fuzzy encoding: the
+    encoding's key (``gateway.register.surname_key``) and how many persons carry it."""
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        return (self.persons, self.tokens, self.surnames)
 
     @property
     def indexes(self) -> tuple[Index, ...]:
@@ -291,7 +298,13 @@ def register_tables(gemeente: str, version: int) -> RegisterTables:
         Column("person", Integer, nullable=False),
         Index(None, "token", "type", "person"),
     )
-    return RegisterTables(persons=persons, tokens=tokens)
+    surnames = Table(
+        f"{prefix}_surnames",
+        meta,
+        Column("surname", BigInteger, primary_key=True, autoincrement=False),
+        Column("persons", Integer, nullable=False),
+    )
+    return RegisterTables(persons=persons, tokens=tokens, surnames=surnames)
 
 
 batch_files = Table(

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import signaalpoort
 from adapters import profile
-from adapters.creditor import read_export
+from adapters.creditor import person_fields, read_export
 from adapters.errors import ProfileInvalid, RowInvalid
 from adapters.profile import (
     OPTIONAL,
@@ -235,6 +235,14 @@ def test_the_default_profile_reads_utf8_with_and_without_a_byte_order_mark(
     plain = list(read_rows(_write_default(tmp_path / "plain.csv", ROWS)))
     bom = list(read_rows(_write_default(tmp_path / "bom.csv", ROWS, bom=True)))
     assert bom == plain and plain[0].get("ref") == "HUU-2026-001"
+
+
+def test_given_names_are_read_where_the_export_has_the_optional_column() -> None:
+    rows = read_export(ROOT / "adapters" / "demo" / "zorg.csv")
+    assert rows[0].get("voornamen") == "Jan Pieter"
+    assert person_fields(rows[0], "ZORG").given == ("jan", "pieter")
+    without = read_export(ROOT / "adapters" / "demo" / "huur.csv")
+    assert all(person_fields(row, "HUUR").given == () for row in without)
 
 
 def test_a_utf8_sig_semicolon_profile_reads_the_same_rows(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ BRP_HEADER = (
 NOTICES_HEADER = (
     "ref,category,achternaam,voorvoegsel,voorletters,geboortedatum,straat,huisnummer,"
     "huisletter,huisnummertoevoeging,postcode,woonplaats,telefoon,email,bedrag,"
-    "ontstaansdatum,signaaldatum,bsn,stage,stage_date,klantnummer"
+    "ontstaansdatum,signaaldatum,bsn,stage,stage_date,klantnummer,voornamen"
 )
 
 

@@ -163,8 +163,10 @@ def test_headers_are_exact(files: Path) -> None:
     energie = (ROOT / "adapters" / "demo" / "energie.csv").read_text(encoding="utf-8")
     assert first("brp.csv") == ",".join(BRP_COLUMNS)
     # The demo export adds the attestation columns its category needs; FEBRL's
-    # notices only feed matching, which reads none of them.
-    assert first("notices.csv") == energie.split("\n", 1)[0].split(",attest_")[0]
+    # notices only feed matching, which reads none of them, and carry FEBRL's given
+    # name in the optional voornamen column.
+    demo = energie.split("\n", 1)[0].split(",attest_")[0]
+    assert first("notices.csv") == demo + ",voornamen"
     assert first("truth.csv") == "ref,bsn"
 
 
@@ -207,16 +209,17 @@ def test_known_notice_rows(notices: dict[str, dict[str, str]]) -> None:
     assert notices["rec-561-dup-0"] == {
         **fixed, "ref": "rec-561-dup-0", "achternaam": "", "voorletters": "E.",
         "geboortedatum": "1965-10-13", "straat": "light setreet", "huisnummer": "3",
-        "postcode": "3212AA", "woonplaats": "windermere",
+        "postcode": "3212AA", "woonplaats": "windermere", "voornamen": "elton",
     }  # fmt: skip
     # rec-3978-dup-0, , babic, 1, totterdell street, cooingale, st albans, 4060, sa, 19450493
     assert notices["rec-3978-dup-0"] == {
         **fixed, "ref": "rec-3978-dup-0", "achternaam": "babic", "voorletters": "",
         "geboortedatum": "", "straat": "totterdell street", "huisnummer": "1",
-        "postcode": "4060AA", "woonplaats": "st albans",
+        "postcode": "4060AA", "woonplaats": "st albans", "voornamen": "",
     }  # fmt: skip
     # rec-1141-dup-0, jakc, carucro, 01, kirkland circuit, ..., 6275, vic, 19000604
     assert notices["rec-1141-dup-0"]["voorletters"] == "J."
+    assert notices["rec-1141-dup-0"]["voornamen"] == "jakc"
     assert notices["rec-1141-dup-0"]["huisnummer"] == "01"
     assert notices["rec-1141-dup-0"]["geboortedatum"] == "1900-06-04"
     # The duplicate's corrupted postcode 0801 (original 0810) maps to another postcode.

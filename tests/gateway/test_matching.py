@@ -32,11 +32,15 @@ from gateway.matching import (
     FUZZY,
     MARGIN,
     MAX_SHIFT,
+    RARE,
+    RARE_POINTS,
     REVIEW,
+    SHORT,
     WEIGHTS,
     Label,
     Matcher,
     fuzzy_points,
+    rare_points,
     score,
     size_shift,
 )
@@ -266,6 +270,7 @@ class Register:
             postcode=fields.get("postcode", ""),
             huisnummer=fields.get("huisnummer", ""),
             bsn=bsn,
+            voornamen=fields.get("voornamen", ""),
         )
 
     def person(self, name: str) -> str:
@@ -502,6 +507,40 @@ def test_a_close_birth_date_counts_only_where_the_initial_does_not_differ() -> N
     assert fuzzy_points(relative, frozenset({"birth", "initial"}), *typo) == 0
 
 
+def test_a_given_name_in_common_adds_and_lifts_the_charge_for_one_initial() -> None:
+    one_initial = frozenset({"name", "initial", "postcode", "huisnummer"}), frozenset({"short"})
+    jan = _encoded("voornaam", "jan"), _encoded("voornaam", "jan", "pieter")
+    assert fuzzy_points(*one_initial, *jan) == FUZZY["voornaam"].close_points - SHORT
+    # The second given name may be the one the creditor knows.
+    pieter = _encoded("voornaam", "pieter"), jan[1]
+    assert fuzzy_points(*one_initial, *pieter) == FUZZY["voornaam"].close_points - SHORT
+    # Not for someone whose second initial differs from the register's.
+    other = frozenset({"name", "initial"}), frozenset({"initials2"})
+    assert fuzzy_points(*other, *jan) == 0
+
+
+def test_another_given_name_of_the_same_initial_counts_against_a_candidate() -> None:
+    agree = frozenset({"name", "initial", "postcode", "huisnummer"})
+    joost = _encoded("voornaam", "joost"), _encoded("voornaam", "jan", "pieter")
+    assert fuzzy_points(agree, frozenset(), *joost) == FUZZY["voornaam"].far_points < 0
+    # Where the initial differs already, that is what counts.
+    assert fuzzy_points(agree - {"initial"}, frozenset({"initial"}), *joost) == 0
+
+
+def test_a_rare_surname_in_common_adds_only_away_from_the_address() -> None:
+    moved = frozenset({"name", "initial", "birth"})
+    notice, person = _encoded("naam", "wijboom"), _encoded("naam", "wijboom", "vries")
+    [wijboom] = notice["naam"]
+    assert rare_points(moved, notice, person, {wijboom: RARE}) == RARE_POINTS
+    assert rare_points(moved, notice, person, {wijboom: RARE + 1}) == 0
+    # At the address the others are relatives, who share the surname however rare.
+    at_home = moved | {"postcode", "huisnummer"}
+    assert rare_points(at_home, notice, person, {wijboom: 1}) == 0
+    # Surname and birth date alone are not enough, nor a surname the person lacks.
+    assert rare_points(moved - {"initial"}, notice, person, {wijboom: 1}) == 0
+    assert rare_points(moved, notice, _encoded("naam", "vries"), {wijboom: 1}) == 0
+
+
 def test_fields_the_tokens_show_to_agree_or_one_side_lacks_add_nothing() -> None:
     same = _encoded("naam", "jansen")
     assert fuzzy_points(frozenset({"name"}), frozenset(), same, _encoded("naam", "bakker")) == 0
@@ -531,6 +570,30 @@ def test_someone_else_of_that_initial_and_birth_date_is_not_taken_for_the_reside
     notice = {**JOOST_MOVED_AND_MISSPELT, "achternaam": "Pietersen"}
     [found] = register.match(register.tokens(**notice), fuzzy=[register.fuzzy(**notice)])
     assert (found.outcome, found.reason) == ("not_resident", "no_candidate")
+
+
+def test_a_given_name_tells_father_and_son_of_one_initial_apart_without_a_birth_date(
+    register: Register,
+) -> None:
+    jansen = {"achternaam": "Jansen", "voorletters": "J.", "postcode": "1094HB", "huisnummer": "45"}
+    for voornamen, name in (("Jan", "jan"), ("Joost", "joost")):
+        notice = {**jansen, "voornamen": voornamen}
+        [found] = register.match(register.tokens(**notice), fuzzy=[register.fuzzy(**notice)])
+        assert (found.outcome, found.person) == ("matched", register.person(name))
+        assert found.margin is not None and found.margin >= MARGIN
+
+
+def test_a_birth_date_with_day_and_month_swapped_counts_as_the_birth_date(
+    register: Register,
+) -> None:
+    swapped = {
+        "achternaam": "Jansen", "voorletters": "J.P.", "geboortedatum": "1960-01-06",
+        "postcode": "1094HB", "huisnummer": "45",
+    }  # fmt: skip
+    [plain] = register.match(register.tokens(**swapped))
+    assert plain.outcome == "review"
+    [found] = register.match(register.tokens(**swapped), fuzzy=[register.fuzzy(**swapped)])
+    assert (found.outcome, found.person) == ("matched", register.person("jan"))
 
 
 def test_initial_and_birth_date_are_looked_at_only_when_the_other_tokens_find_nobody(

@@ -21,6 +21,7 @@ from gateway.register import (
     TYPE_NUMBERS,
     load_register,
     register_stats,
+    surname_key,
     token_keys,
 )
 from gateway.service import Gateway
@@ -83,14 +84,14 @@ def gw(engine: Engine) -> Iterator[Gateway]:
 
 
 def _tables(engine: Engine) -> dict[int, RegisterTables]:
-    """The register tables in the store, by version; each version has both."""
+    """The register tables in the store, by version; each version has all three."""
     with reading(engine) as conn:
         found = [REGISTER_TABLE.fullmatch(name) for name in inspect(conn).get_table_names()]
     kinds: dict[int, set[str]] = {}
     for match in filter(None, found):
         assert match[1] == GEMEENTE
         kinds.setdefault(int(match[2]), set()).add(match[3])
-    assert all(both == {"persons", "tokens"} for both in kinds.values())
+    assert all(found == {"persons", "tokens", "surnames"} for found in kinds.values())
     return {version: register_tables(GEMEENTE, version) for version in kinds}
 
 
@@ -218,8 +219,8 @@ def test_rows_left_by_a_crashed_load_are_removed_by_the_next(gw: Gateway, tmp_pa
     left = "p-" + _b64()
     tables = register_tables(GEMEENTE, 2)
     with gw.engine.begin() as conn:  # what a load killed after its first chunk leaves
-        conn.execute(CreateTable(tables.persons))
-        conn.execute(CreateTable(tables.tokens))
+        for table in tables.tables:
+            conn.execute(CreateTable(table))
         conn.execute(
             insert(tables.persons).values(
                 id=1,
@@ -252,7 +253,7 @@ BAD_LINES: dict[str, Any] = {
     "unknown_token_type": person(tokens={"naam": ["A" * 22]}),
     "bad_token": person(tokens={"bsn": ["A" * 21]}),
     "bad_fuzzy": person(fuzzy={"naam": ["A" * 85]}),
-    "unknown_fuzzy_field": person(fuzzy={"voornaam": ["A" * 42 + "Q"]}),
+    "unknown_fuzzy_field": person(fuzzy={"initialen": ["A" * 42 + "Q"]}),
     "bad_status": person(status="emigrated"),
     "bad_status_date": person("deceased", statusDate="2026-02-30"),
     "wrong_gemeente": person(gemeente="0599"),
@@ -423,6 +424,33 @@ def test_a_refused_load_is_audited_with_its_line_and_no_value(gw: Gateway, tmp_p
     )
     assert refused["organisation"] == AMSTERDAM
     assert secret not in json.dumps(events)
+
+
+def test_the_load_counts_the_persons_carrying_each_surname_encoding(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    jansen, vries = (secrets.token_bytes(64) for _ in range(2))
+    encoded = [base64.urlsafe_b64encode(e).rstrip(b"=").decode() for e in (jansen, vries)]
+    records = [
+        header(),
+        person(fuzzy={"naam": encoded}),  # a double name: each part once
+        person(fuzzy={"naam": encoded[:1]}),
+        person(fuzzy={"naam": encoded[:1]}),
+        person(),  # no encodings
+    ]
+    load_register(gw, write(tmp_path / "r.jsonl", records), gemeente=GEMEENTE, by=AMSTERDAM)
+    with reading(gw.engine) as conn:
+        rows = conn.execute(select(*_in_use(gw.engine).surnames.c)).all()
+    counts = {key: persons for key, persons in rows}
+    assert counts == {surname_key(jansen): 3, surname_key(vries): 1}
+
+
+def test_a_surname_key_is_a_hash_not_the_encodings_own_bytes() -> None:
+    one = secrets.token_bytes(64)
+    other = one[:8] + secrets.token_bytes(56)
+    assert surname_key(one) == surname_key(bytes(one))
+    assert surname_key(one) != surname_key(other)
+    assert -(2**63) <= surname_key(one) < 2**63
 
 
 def test_a_token_is_stored_as_its_first_eight_bytes() -> None:

@@ -70,7 +70,7 @@ def test_a_well_formed_notice_is_accepted() -> None:
             "tokens": {
                 "kid": "lk-1",
                 "values": {"naam_init_geb": [TOKEN]},
-                "fuzzy": {"voornaam": [ENCODING]},
+                "fuzzy": {"initialen": [ENCODING]},
             }
         },
         {

@@ -17,6 +17,7 @@ from keys.normalise import (
     birth_date,
     bsn,
     fold,
+    given_names,
     huisnummer,
     initials,
     name_variants,
@@ -213,6 +214,23 @@ def test_creditor_writing_partner_own_meets_a_register_variant() -> None:
 )
 def test_initials_take_the_first_letter_of_each_name(names: str, expected: str) -> None:
     assert initials(names) == expected
+
+
+@pytest.mark.parametrize(
+    ("voornamen", "expected"),
+    [
+        ("Jan Pieter", ("jan", "pieter")),
+        ("Jan-Willem Émile", ("jan willem", "emile")),
+        ("J.P. Pieter", ("pieter",)),
+        ("J. P.", ()),
+        ("Jan jan", ("jan",)),
+        ("  ", ()),
+    ],
+)
+def test_given_names_are_folded_and_initials_left_out(
+    voornamen: str, expected: tuple[str, ...]
+) -> None:
+    assert given_names(voornamen) == expected
 
 
 # --- postcode, huisnummer, dates, BSN ------------------------------------------------------

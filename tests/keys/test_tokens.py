@@ -223,6 +223,25 @@ def test_creditor_fields_are_normalised() -> None:
     )
 
 
+def test_a_creditors_given_names_are_carried_and_give_the_initials_it_lacks() -> None:
+    assert _creditor(voornamen="Anna Maria").given == ("anna", "maria")
+    assert _creditor(voorletters="", voornamen="Anna Maria").initials2 == "am"
+    # Where both are given, the initials are the creditor's own.
+    assert _creditor(voorletters="B.", voornamen="Anna").initial == "b"
+
+
+def test_a_creditors_birth_date_is_kept_also_with_day_and_month_swapped() -> None:
+    assert _creditor(geboortedatum="1970-03-07").birth_swapped == "1970-07-03"
+    assert _creditor(geboortedatum="1970-03-13").birth_swapped is None
+    assert _creditor(geboortedatum="1970-03-03").birth_swapped is None
+    assert _creditor(geboortedatum="").birth_swapped is None
+
+
+def test_register_fields_carry_every_given_name() -> None:
+    assert _register(voornamen="Anna Maria Jet").given == ("anna", "maria", "jet")
+    assert _register(voornamen="").given == ()
+
+
 def test_empty_creditor_fields_are_unknown() -> None:
     person = _creditor(achternaam="", voorletters="", geboortedatum="", postcode=" ", huisnummer="")
     assert person == PersonFields(

@@ -9,11 +9,20 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateTable
 
 from gateway.store.engine import alembic_config, make_engine, migrate
-from gateway.store.schema import audit_checkpoints, audit_events, audit_head, metadata
+from gateway.store.schema import (
+    REGISTER_TABLE,
+    audit_checkpoints,
+    audit_events,
+    audit_head,
+    metadata,
+    register_tables,
+    registers,
+)
 from gateway.store.triggers import (
     append_only_triggers_present,
     ensure_append_only,
@@ -124,3 +133,31 @@ def test_disabled_postgres_trigger_does_not_count(engine: Engine, name: str) -> 
         conn.exec_driver_sql(f"ALTER TABLE {name} DISABLE TRIGGER {name}_append_only_row")
         missing = expected_triggers("postgresql") - append_only_triggers_present(conn)
         assert missing == {f"{name}_append_only_row"}
+
+
+def test_registers_loaded_before_the_surname_counts_are_dropped_for_a_reload(
+    empty_store_url: str,
+) -> None:
+    engine = make_engine(empty_store_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0007")
+            # A version as revision 0007's loads left it: persons and tokens only.
+            tables = register_tables("0363", 1)
+            conn.execute(CreateTable(tables.persons))
+            conn.execute(CreateTable(tables.tokens))
+            conn.execute(
+                insert(registers).values(
+                    gemeente="0363", version=1, kid="lk-1", created=NOW, loaded_at=NOW,
+                    loaded_by="0" * 20, persons=0, tokens=0,
+                )
+            )  # fmt: skip
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0008")
+        with engine.connect() as conn:
+            assert not any(
+                REGISTER_TABLE.fullmatch(name) for name in inspect(conn).get_table_names()
+            )
+            assert conn.execute(select(func.count()).select_from(registers)).scalar_one() == 0
+    finally:
+        engine.dispose()
