@@ -8,7 +8,6 @@ demo (``init --demo``) and its self-check.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import shutil
 import sys
@@ -38,6 +37,7 @@ from adapters.register import (
     read_brp,
     read_labels,
     tokenise,
+    tokenise_extract,
     write_labels,
     write_register,
 )
@@ -691,21 +691,17 @@ def evaluate_linkage(
     encoder = BloomEncoder(secret)
     pseudonyms = PseudonymKey.generate()
     started = time.perf_counter()
-    brp_rows = read_brp(register)
-    first = next(brp_rows, None)
+    first = next(read_brp(register), None)
     gemeente = first.gemeentecode if first is not None else "0000"
-    rows = itertools.chain([first] if first is not None else [], brp_rows)
     jsonl = workdir / "register.jsonl"
-    statuses = write_register(
+    statuses = tokenise_extract(
+        register,
         jsonl,
-        tokenise(
-            rows,
-            tokeniser=tokeniser,
-            encoder=encoder,
-            pseudonyms=pseudonyms,
-            gemeente=gemeente,
-            now=now,
-        ),
+        tokeniser=tokeniser,
+        encoder=encoder,
+        pseudonyms=pseudonyms,
+        gemeente=gemeente,
+        now=now,
     )
     tokenised = time.perf_counter()
     engine = make_engine(f"sqlite:///{workdir / 'gateway.db'}")

@@ -25,9 +25,8 @@ from adapters.register import (
     label_records,
     read_brp,
     read_labels,
-    tokenise,
+    tokenise_extract,
     write_labels,
-    write_register,
 )
 from adapters.rest import RestClient, gateway_url
 from adapters.sftp import SftpClient, SftpTransport
@@ -220,15 +219,15 @@ def register_tokenise(
         secret = municipality.linkage_secret()
     except FileNotFoundError:
         raise NotEnrolled("this home holds no linkage secret") from None
-    records = tokenise(
-        read_brp(file),
+    counts = tokenise_extract(
+        file,
+        out,
         tokeniser=Tokeniser(secret),
         encoder=BloomEncoder(secret),
         pseudonyms=PseudonymKey.load_or_create(municipality.home.secrets_dir),
         gemeente=municipality.gemeente,
         now=datetime.now(UTC),
     )
-    counts = write_register(out, records)
     total = sum(counts.values())
     typer.echo(
         f"{total} person(s) written to {out}: {counts['resident']} resident, "

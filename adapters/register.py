@@ -5,7 +5,8 @@ row that does not fit with ``RowInvalid`` (line and column, never the value).
 ``tokenise`` turns the rows into register records: match tokens, fuzzy encodings
 (``keys.bloom``), a person pseudonym, a household pseudonym, district and status, and
 nothing else of the person: no name, BSN, birth date or address. ``write_register``
-writes them as JSON Lines, atomically.
+writes them as JSON Lines, atomically. ``tokenise_extract`` does all three for a file,
+with the rows shared out among worker processes, and writes the same bytes.
 
 The routing labels go the same way: ``read_labels`` reads ``labels.csv`` (``bsn,label,
 team``), ``label_records`` replaces each BSN by the person pseudonym the register holds
@@ -59,6 +60,7 @@ __all__ = [
     "read_brp",
     "read_labels",
     "tokenise",
+    "tokenise_extract",
     "write_labels",
     "write_register",
 ]
@@ -279,28 +281,38 @@ def tokenise(
 ) -> Iterator[dict[str, Any]]:
     """A header record, then one register record per person, holding no personal data;
     with ``encoder`` (of the tokeniser's secret), each person's fuzzy encodings too."""
-    yield {
+    yield _header(tokeniser, gemeente, now)
+    for row in rows:
+        yield _record(row, tokeniser, pseudonyms, encoder)
+
+
+def _header(tokeniser: Tokeniser, gemeente: str, now: datetime) -> dict[str, Any]:
+    return {
         "register": REGISTER_VERSION,
         "kid": tokeniser.kid,
         "gemeente": gemeente,
         "created": now.astimezone(UTC).isoformat(),
     }
-    for row in rows:
-        status, when = _status(row)
-        record = {
-            "pseudonym": pseudonyms.person(row.bsn),
-            "household": pseudonyms.household(row.huishouden_id) if row.huishouden_id else None,
-            "district": row.wijkcode or None,
-            "gemeente": row.gemeentecode,
-            "status": status,
-            "statusDate": when.isoformat() if when is not None else None,
-            "tokens": tokeniser.tokens(row.person, include_bsn=True),
-            "kid": tokeniser.kid,
-        }
-        fuzzy = encoder.person(row.person) if encoder is not None else None
-        if fuzzy:
-            record["fuzzy"] = fuzzy
-        yield record
+
+
+def _record(
+    row: BRPRow, tokeniser: Tokeniser, pseudonyms: PseudonymKey, encoder: BloomEncoder | None
+) -> dict[str, Any]:
+    status, when = _status(row)
+    record = {
+        "pseudonym": pseudonyms.person(row.bsn),
+        "household": pseudonyms.household(row.huishouden_id) if row.huishouden_id else None,
+        "district": row.wijkcode or None,
+        "gemeente": row.gemeentecode,
+        "status": status,
+        "statusDate": when.isoformat() if when is not None else None,
+        "tokens": tokeniser.tokens(row.person, include_bsn=True),
+        "kid": tokeniser.kid,
+    }
+    fuzzy = encoder.person(row.person) if encoder is not None else None
+    if fuzzy:
+        record["fuzzy"] = fuzzy
+    return record
 
 
 def _status(row: BRPRow) -> tuple[str, date | None]:
@@ -329,6 +341,140 @@ def write_register(path: Path, records: Iterable[dict[str, Any]]) -> Counter[str
     return counts
 
 
+SHARE_ROWS = 20_000
+"""Rows a worker of ``tokenise_extract`` takes at a time."""
+
+
+def tokenise_extract(
+    path: Path,
+    out: Path,
+    *,
+    tokeniser: Tokeniser,
+    pseudonyms: PseudonymKey,
+    gemeente: str,
+    now: datetime,
+    encoder: BloomEncoder | None = None,
+    workers: int | None = None,
+) -> Counter[str]:
+    """``write_register(out, tokenise(read_brp(path), ...))``: the same bytes, the same
+    refusal (the first row in the file that does not fit), with the rows shared out in
+    runs of ``SHARE_ROWS`` among ``workers`` forked processes (one per processor by
+    default).
+
+    Each worker reads the whole extract and tokenises its own runs into files of a
+    temporary folder beside ``out``; then this process checks the BSNs across runs
+    (through the person pseudonyms, which are equal exactly when the BSNs are) and
+    writes the runs in order. The workers get the keys by the fork and hand back only
+    files: register lines, and per row its line, status and pseudonym.
+    """
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        rows = read_brp(path)
+        records = tokenise(
+            rows,
+            tokeniser=tokeniser,
+            pseudonyms=pseudonyms,
+            gemeente=gemeente,
+            now=now,
+            encoder=encoder,
+        )
+        return write_register(out, records)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".tmp-tokenise-") as tmp:
+        shares = Path(tmp)
+        pids = []
+        try:
+            for worker in range(workers):
+                pid = os.fork()
+                if pid == 0:  # the child leaves by os._exit
+                    _worker(path, shares, worker, workers, tokeniser, pseudonyms, encoder)
+                pids.append(pid)
+        finally:
+            codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+        if any(code not in (0, 1) for code in codes):
+            raise RuntimeError("a tokenising worker failed")
+        refused = [_refusal(file) for file in sorted(shares.glob("refused-*.json"))]
+        first = min(refused, key=lambda e: e.line, default=None)
+        counts = _check_runs(shares, before=first.line if first else None)
+        if first is not None:
+            raise first
+
+        def lines() -> Iterator[bytes]:
+            yield _json_line(_header(tokeniser, gemeente, now))
+            for run in sorted(shares.glob("run-*.jsonl")):
+                yield run.read_bytes()
+
+        _write_lines(out, lines(), prefix=".tmp-register-")
+    return counts
+
+
+def _worker(
+    path: Path,
+    shares: Path,
+    worker: int,
+    workers: int,
+    tokeniser: Tokeniser,
+    pseudonyms: PseudonymKey,
+    encoder: BloomEncoder | None,
+) -> None:
+    """One worker of ``tokenise_extract``: its runs into ``run-N.jsonl`` and
+    ``run-N.rows`` (line, status, pseudonym), then ``os._exit``: 0 when done, 1 with
+    ``refused-W.json`` for a row that does not fit, 2 for anything else (nothing of
+    it is written: it may hold personal data)."""
+    code = 2
+    try:
+        current = -1
+        lines = rows = None
+        for number, (line, raw) in enumerate(_csv_rows(path, BRP_COLUMNS)):
+            run = number // SHARE_ROWS
+            if run % workers != worker:
+                continue
+            if run != current:
+                for done in (lines, rows):
+                    if done is not None:
+                        done.close()
+                lines = (shares / f"run-{run:08d}.jsonl").open("wb")
+                rows = (shares / f"run-{run:08d}.rows").open("w", encoding="ascii")
+                current = run
+            assert lines is not None and rows is not None
+            record = _record(_row(line, raw), tokeniser, pseudonyms, encoder)
+            lines.write(_json_line(record))
+            rows.write(f"{line} {record['status']} {record['pseudonym']}\n")
+        for done in (lines, rows):
+            if done is not None:
+                done.close()
+        code = 0
+    except RowInvalid as exc:
+        refusal = {"line": exc.line, "column": exc.column, "reason": exc.reason}
+        (shares / f"refused-{worker}.json").write_text(json.dumps(refusal))
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _refusal(file: Path) -> RowInvalid:
+    found = json.loads(file.read_text())
+    return RowInvalid(found["line"], found["column"], found["reason"])
+
+
+def _check_runs(shares: Path, *, before: int | None) -> Counter[str]:
+    """Statuses counted over the runs' rows; a BSN seen twice (before line ``before``,
+    where a worker's refusal stopped it) raises ``RowInvalid`` as ``read_brp`` does."""
+    counts: Counter[str] = Counter()
+    seen: dict[str, int] = {}
+    for run in sorted(shares.glob("run-*.rows")):
+        for entry in run.read_text(encoding="ascii").splitlines():
+            number, status, pseudonym = entry.split(" ")
+            line = int(number)
+            if before is not None and line >= before:
+                return counts
+            if pseudonym in seen:
+                raise RowInvalid(line, "bsn", f"duplicate of the BSN on line {seen[pseudonym]}")
+            seen[pseudonym] = line
+            counts[status] += 1
+    return counts
+
+
 def _write_jsonl(path: Path, records: Iterable[dict[str, Any]], *, prefix: str) -> None:
     """Write the records as JSON Lines (mode 0600) through a temp file and a rename.
 
@@ -336,13 +482,18 @@ def _write_jsonl(path: Path, records: Iterable[dict[str, Any]], *, prefix: str) 
     keys sorted, no spaces. A reader sees the old file or the whole new one; if
     ``records`` raises, the previous file stays as it was and the temp file is removed.
     """
+    _write_lines(path, map(_json_line, records), prefix=prefix)
+
+
+def _write_lines(path: Path, chunks: Iterable[bytes], *, prefix: str) -> None:
+    """Write ``chunks`` to ``path`` (mode 0600) through a temp file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            for record in records:
-                fh.write(_json_line(record))
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

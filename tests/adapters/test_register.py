@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import signaalpoort
+from adapters import register
 from adapters.errors import RowInvalid
 from adapters.municipality import Municipality
 from adapters.register import (
@@ -24,8 +25,10 @@ from adapters.register import (
     PseudonymKey,
     read_brp,
     tokenise,
+    tokenise_extract,
     write_register,
 )
+from keys.bloom import BloomEncoder
 from keys.home import Identity, PartyHome
 from keys.jwk import OIN
 from keys.tokens import Tokeniser
@@ -345,6 +348,101 @@ def test_a_refused_extract_leaves_the_previous_register_in_place(
         _tokenise(home, bad, out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")) == []
+
+
+# -- the rows shared out among workers ---------------------------------------------------
+
+
+def _people(count: int) -> list[dict[str, str]]:
+    bsns = _valid_bsns(count, start=200_000_000)
+    return [
+        {**PEOPLE[i % len(PEOPLE)], "bsn": bsn, "huishouden_id": f"HH-{i}"}
+        for i, bsn in enumerate(bsns)
+    ]
+
+
+def _extract(home: PartyHome, brp: Path, out: Path, *, workers: int) -> dict[str, int]:
+    secret = Municipality(home).linkage_secret()
+    return tokenise_extract(
+        brp,
+        out,
+        tokeniser=Tokeniser(secret),
+        encoder=BloomEncoder(secret),
+        pseudonyms=PseudonymKey.load_or_create(home.secrets_dir),
+        gemeente="0363",
+        now=NOW,
+        workers=workers,
+    )
+
+
+@pytest.fixture
+def short_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Runs of three rows, so that a few people are shared out among the workers.
+    monkeypatch.setattr(register, "SHARE_ROWS", 3)
+
+
+@pytest.mark.usefixtures("short_runs")
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_write_the_very_bytes_one_process_writes(
+    home: PartyHome, tmp_path: Path, workers: int
+) -> None:
+    brp = _write_brp(tmp_path / "brp.csv", _people(20))
+    one = _extract(home, brp, tmp_path / "one.jsonl", workers=1)
+    shared = _extract(home, brp, tmp_path / "shared.jsonl", workers=workers)
+    assert shared == one and sum(one.values()) == 20
+    assert (tmp_path / "shared.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+@pytest.mark.usefixtures("short_runs")
+@pytest.mark.parametrize(
+    ("changes", "refused"),
+    [
+        # A bad field in a later run, and a duplicate after it: the bad field.
+        ({13: {"naamgebruik": "Q"}, 16: {"bsn": 4}}, (15, "naamgebruik")),
+        # A duplicate of a BSN another worker read, before a bad field: the duplicate.
+        ({8: {"bsn": 1}, 13: {"naamgebruik": "Q"}}, (10, "bsn")),
+        # Bad fields in two workers' runs: the first in the file.
+        ({7: {"postcode": "0123AB"}, 4: {"geboortedatum": "1971-02-30"}}, (6, "geboortedatum")),
+    ],
+)
+def test_workers_refuse_the_first_row_in_the_file_that_does_not_fit(
+    home: PartyHome,
+    tmp_path: Path,
+    changes: dict[int, dict[str, Any]],
+    refused: tuple[int, str],
+) -> None:
+    people = _people(20)
+    for index, change in changes.items():
+        if "bsn" in change:
+            change = {"bsn": people[change["bsn"]]["bsn"]}
+        people[index] = {**people[index], **change}
+    brp = _write_brp(tmp_path / "brp.csv", people)
+    with pytest.raises(RowInvalid) as alone:
+        list(read_brp(brp))
+    out = tmp_path / "register.jsonl"
+    out.write_text("the register before\n")
+    with pytest.raises(RowInvalid) as shared:
+        _extract(home, brp, out, workers=3)
+    assert (shared.value.line, shared.value.column) == refused
+    assert str(shared.value) == str(alone.value)
+    assert out.read_text() == "the register before\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+@pytest.mark.usefixtures("short_runs")
+def test_a_worker_failing_otherwise_fails_the_run_and_writes_nothing(
+    home: PartyHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> dict[str, Any]:
+        raise MemoryError
+
+    monkeypatch.setattr(register, "_record", broken)
+    out = tmp_path / "register.jsonl"
+    with pytest.raises(RuntimeError, match="worker failed"):
+        _extract(home, _write_brp(tmp_path / "brp.csv", _people(8)), out, workers=2)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
 
 
 # -- the command line ------------------------------------------------------------------
