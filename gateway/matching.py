@@ -27,9 +27,10 @@ tokens are the blocking, so nothing is compared against the whole register.
 candidate only of a person whose surname's fuzzy encoding is nearly the notice's
 (``NEARLY``).
 
-**Fuzzy encodings** (``keys.bloom``) of surnames, address and birth date, where notice
-and person carry them, adjust the score where the tokens did not show a field to agree
-(``FUZZY``, ``fuzzy_points``).
+**Fuzzy encodings** (``keys.bloom``) of surnames, address, birth date and given names,
+where notice and person carry them, adjust the score where the tokens did not show a
+field to agree (``FUZZY``, ``fuzzy_points``), and away from the address a rare surname
+in common counts for more (``rare_points``).
 
 **Score.** For each candidate the matcher infers, per field, whether it agrees,
 disagrees or is unknown. A token both sides hold proves that all its fields agree. A
@@ -310,7 +311,20 @@ common, while a postcode and birth date in common are found by chance in a large
 register. A birth date one digit off scores
 0.82 to 0.94 (95 % from 0.84), an unrelated one about 0.6, but a relative's can come
 as close, so a close birth date or address does not count for someone whose initial
-differs. A birth date or address that differs already costs its weight."""
+differs. A birth date or address that differs already costs its weight. A given name
+one letter off scores from 0.80 in 85 % of cases, another of the same initial in under
+1 % (84 % of those below 0.72); a given name in common with the first initial agreeing
+lifts the charge for a single initial (``SHORT``), which is there for another person
+of that initial, and another given name counts against."""
+
+
+def _closest(
+    theirs: Mapping[str, list[bytes]] | None, ours: Mapping[str, list[bytes]] | None, field: str
+) -> float:
+    """The highest similarity of the two sides' encodings of ``field``; 0.0 without."""
+    if not theirs or not ours or field not in theirs or field not in ours:
+        return 0.0
+    return max(similarity(a, b) for a in theirs[field] for b in ours[field])
 
 
 def fuzzy_points(
@@ -405,21 +419,6 @@ def _hits(
                 if owner_type == number:
                     hits[person_id].add(kind)
     return hits
-
-
-def _nearly_named(
-    theirs: Mapping[str, list[bytes]] | None, ours: Mapping[str, list[bytes]] | None
-) -> bool:
-    return _closest(theirs, ours, "naam") >= NEARLY
-
-
-def _closest(
-    theirs: Mapping[str, list[bytes]] | None, ours: Mapping[str, list[bytes]] | None, field: str
-) -> float:
-    """The highest similarity of the two sides' encodings of ``field``; 0.0 without."""
-    if not theirs or not ours or field not in theirs or field not in ours:
-        return 0.0
-    return max(similarity(a, b) for a in theirs[field] for b in ours[field])
 
 
 _INITIALS = (("init_pc_hnr", "init2_pc_hnr"), ("naam_init_geb", "naam_init2_geb"))
@@ -530,7 +529,7 @@ class Matcher:
         for person_id, kinds in hits.items():
             person = persons[person_id]
             ours = unpack(person.fuzzy) if fuzzy and person.fuzzy else None
-            if kinds <= _FALLBACK and not _nearly_named(fuzzy, ours):
+            if kinds <= _FALLBACK and _closest(fuzzy, ours, "naam") < NEARLY:
                 continue
             points, agree, disagree = _judged(frozenset(kinds), carried, person.types)
             if fuzzy and ours:

@@ -25,7 +25,7 @@ from functools import reduce
 from operator import add, or_
 from types import MappingProxyType
 
-from keys.jose import b64d, b64e
+from keys.jose import b64d_many, b64e
 from keys.tokens import FIELD_SEPARATOR, LinkageSecret, PersonFields, derive_key
 
 __all__ = [
@@ -80,7 +80,7 @@ CARRIED: tuple[str, ...] = ("naam", "adres", "geb", "voornaam")
 order ``pack`` stores them (a field added later comes last, so what was packed before
 it still unpacks)."""
 MAX_VALUES = 8
-"""At most this many encodings of one field (a person's surnames in use)."""
+"""At most this many encodings of one field (a person's surnames in use, given names)."""
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _YEAR = re.compile(r"[0-9]{4}")
@@ -335,16 +335,11 @@ def decode(fuzzy: object) -> dict[str, list[bytes]]:
         if not isinstance(values, list) or not 0 < len(values) <= MAX_VALUES:
             raise ValueError(f"fuzzy: {field} is not a list of 1 to {MAX_VALUES} encodings")
         size = FIELDS[field].size
-        decoded = []
-        for value in values:
-            try:
-                raw = b64d(value) if isinstance(value, str) else b""
-            except ValueError:
-                raw = b""
-            if len(raw) != size:
-                raise ValueError(f"fuzzy: a {field} encoding is not {size} bytes of base64url")
-            decoded.append(raw)
-        out[field] = decoded
+        try:
+            out[field] = b64d_many(values, size)
+        except ValueError:
+            problem = f"fuzzy: a {field} encoding is not {size} bytes of base64url"
+            raise ValueError(problem) from None
     return out
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys.jose import b64d, b64e, canonical, is_b64url, loads_object
+from keys.jose import b64d, b64d_many, b64e, canonical, is_b64url, loads_object
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -95,3 +95,20 @@ def test_refuses_base64url_that_is_not_canonical(part: str) -> None:
     assert not is_b64url(part)
     with pytest.raises(ValueError):
         b64d(part)
+
+
+@given(
+    st.integers(1, 80).flatmap(lambda n: st.lists(st.binary(min_size=n, max_size=n), max_size=6))
+)
+def test_many_parts_of_one_length_decode_as_each_alone(blobs: list[bytes]) -> None:
+    length = len(blobs[0]) if blobs else 1
+    assert b64d_many([b64e(blob) for blob in blobs], length) == blobs
+
+
+@pytest.mark.parametrize("bad", ["YR", "Y=", "ab+/", "YWé", 12])
+def test_many_parts_refuse_one_that_is_not_canonical_or_not_of_the_length(bad: object) -> None:
+    good = b64e(b"ab")
+    with pytest.raises(ValueError):
+        b64d_many([good, bad], 2)  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        b64d_many([good, b64e(b"abc")], 2)
