@@ -14,7 +14,7 @@ in use; a refused line or a crash before that leaves the register in use as it w
 and the tables made so far are dropped (or, after a crash, by the next load). The
 previous version stays until the next load, so a match that began before the switch
 can finish on it; memory use does not grow with the size of the register beyond a set
-of its pseudonyms.
+of its pseudonyms and a count per surname.
 
 Beside the persons and their tokens, a version holds how many persons carry each
 surname encoding (``surname_key``), so that the matcher can tell a rare surname from a

@@ -261,6 +261,7 @@ class RegisterTables:
 
     @property
     def tables(self) -> tuple[Table, ...]:
+        """All three, in the order a load creates them."""
         return (self.persons, self.tokens, self.surnames)
 
     @property
