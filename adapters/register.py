@@ -343,6 +343,9 @@ def write_register(path: Path, records: Iterable[dict[str, Any]]) -> Counter[str
 
 SHARE_ROWS = 20_000
 """Rows a worker of ``tokenise_extract`` takes at a time."""
+MAX_WORKERS = 8
+"""At most this many workers by default: each reads the whole extract and holds its
+own caches (about 110 MB for a register of a million persons)."""
 
 
 def tokenise_extract(
@@ -358,8 +361,8 @@ def tokenise_extract(
 ) -> Counter[str]:
     """``write_register(out, tokenise(read_brp(path), ...))``: the same bytes, the same
     refusal (the first row in the file that does not fit), with the rows shared out in
-    runs of ``SHARE_ROWS`` among ``workers`` forked processes (one per processor by
-    default).
+    runs of ``SHARE_ROWS`` among ``workers`` forked processes (by default one per
+    processor this process may use, at most ``MAX_WORKERS``).
 
     Each worker reads the whole extract and tokenises its own runs into files of a
     temporary folder beside ``out``; then this process checks the BSNs across runs
@@ -367,7 +370,7 @@ def tokenise_extract(
     writes the runs in order. The workers get the keys by the fork and hand back only
     files: register lines, and per row its line, status and pseudonym.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = workers or min(MAX_WORKERS, len(os.sched_getaffinity(0)))
     if workers == 1:
         rows = read_brp(path)
         records = tokenise(

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.register import MAX_WORKERS
 from bench import dutch, febrl
 from signaalpoort import evaluate_linkage
 
@@ -80,9 +81,9 @@ def _evaluate_here(directory: Path) -> None:
         workdir=work,
         now=datetime.now(UTC),
     )
-    # The tokeniser's workers (one per processor) are forked children: at most the
-    # largest of them each, on top of this process (an upper bound: they share pages).
-    workers = os.cpu_count() or 1
+    # The tokeniser's workers are forked children: at most the largest of them each, on
+    # top of this process (an upper bound: they share pages).
+    workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)))
     largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
     report["peak_memory_mb"] = _peak_memory_mb() + workers * largest
     report["peak_memory_mb_parts"] = {"matching": _peak_memory_mb(), "tokenise_worker": largest}
