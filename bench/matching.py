@@ -85,8 +85,9 @@ def _evaluate_here(directory: Path) -> None:
     # top of this process (an upper bound: they share pages).
     workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)))
     largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
-    report["peak_memory_mb"] = _peak_memory_mb() + workers * largest
-    report["peak_memory_mb_parts"] = {"matching": _peak_memory_mb(), "tokenise_worker": largest}
+    own = _peak_memory_mb()
+    report["peak_memory_mb"] = own + workers * largest
+    report["peak_memory_mb_parts"] = {"matching": own, "tokenise_worker": largest}
     print(json.dumps(report))
 
 

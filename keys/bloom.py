@@ -77,8 +77,7 @@ FIELDS: Mapping[str, FieldSpec] = MappingProxyType(
 
 CARRIED: tuple[str, ...] = ("naam", "adres", "geb", "voornaam")
 """The fields whose encodings a notice and a register person carry (``fuzzy``), in the
-order ``pack`` stores them (a field added later comes last, so what was packed before
-it still unpacks)."""
+order ``pack`` stores them."""
 MAX_VALUES = 8
 """At most this many encodings of one field (a person's surnames in use, given names)."""
 
@@ -355,13 +354,10 @@ def pack(fuzzy: Mapping[str, list[bytes]]) -> bytes:
 
 
 def unpack(packed: bytes) -> dict[str, list[bytes]]:
-    """The inverse of ``pack``; fields without an encoding are left out, as are the
-    fields a shorter packing, made before they were carried, ends before."""
+    """The inverse of ``pack``; fields without an encoding are left out."""
     out: dict[str, list[bytes]] = {}
     at = 0
     for field in CARRIED:
-        if at == len(packed):
-            break
         count, size = packed[at], FIELDS[field].size
         at += 1
         if count:
