@@ -71,7 +71,7 @@ from gateway.settings import Settings
 from gateway.store.auditlog import AuditLog
 from gateway.store.engine import make_engine, migrate, reading
 from gateway.store.schema import notices
-from keys.bloom import BloomEncoder
+from keys.bloom import BloomEncoder, decode
 from keys.errors import Error as KeysError
 from keys.home import Identity, PartyHome, Role
 from keys.jwk import OIN, Use, jwks
@@ -721,7 +721,7 @@ def evaluate_linkage(
         expected = {ref: bsn for ref, bsn in _truth(truth)}
         refs: list[str] = []
         values: list[dict[str, list[str]]] = []
-        fuzzy: list[dict[str, list[str]] | None] = []
+        fuzzy: list[dict[str, list[bytes]]] = []
         result = Evaluation(outcomes={})
         tokens_started = time.perf_counter()
         for row in profile.read_rows(notices):
@@ -732,11 +732,11 @@ def evaluate_linkage(
                 result.unreadable += 1
                 refs.append(row.get("ref"))
                 values.append({})
-                fuzzy.append(None)
+                fuzzy.append({})
                 continue
             refs.append(row.get("ref"))
             values.append(tokeniser.tokens(person, include_bsn=category in BSN_CATEGORIES))
-            fuzzy.append(encoder.person(person))
+            fuzzy.append(decode(encoder.person(person)))
         tokens_seconds = time.perf_counter() - tokens_started
 
         # The gateway matches a batch at a time; this holds every notice's tokens at

@@ -84,7 +84,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.register import TYPE_BITS, TYPE_NUMBERS, surname_key, token_keys
 from gateway.store.engine import reading
 from gateway.store.schema import RegisterTables, register_tables, registers
-from keys.bloom import decode, similarity, unpack
+from keys.bloom import similarity, unpack
 from keys.tokens import TOKEN_FIELDS
 
 __all__ = [
@@ -455,11 +455,11 @@ class Matcher:
         gemeente: str,
         kid: str,
         notices: Sequence[Mapping[str, Sequence[str]]],
-        fuzzy: Sequence[Mapping[str, list[str]] | None] | None = None,
+        fuzzy: Sequence[Mapping[str, list[bytes]]] | None = None,
     ) -> list[Match]:
         """One ``Match`` per notice; ``notices`` are their token values by type, all
         made with the linkage secret ``kid``, and ``fuzzy`` (if given, one per notice)
-        their fuzzy encodings (``keys.bloom.decode``'s input), or None for a notice
+        their fuzzy encodings as ``keys.bloom.decode`` returns them, empty for a notice
         without."""
         with reading(self._engine) as conn:
             return self.match_in(conn, gemeente, kid, notices, fuzzy)
@@ -470,7 +470,7 @@ class Matcher:
         gemeente: str,
         kid: str,
         notices: Sequence[Mapping[str, Sequence[str]]],
-        fuzzy: Sequence[Mapping[str, list[str]] | None] | None = None,
+        fuzzy: Sequence[Mapping[str, list[bytes]]] | None = None,
     ) -> list[Match]:
         """``match`` on an open connection."""
         current = conn.execute(
@@ -502,7 +502,7 @@ class Matcher:
                 found[i] = _hits(keyed[i], owners, _FALLBACK)
         persons = _persons(conn, tables, {p for hits in found for p in hits})
         shift = size_shift(current.persons)
-        encodings = [decode(f) if f else {} for f in fuzzy] if fuzzy else [{}] * len(keyed)
+        encodings = list(fuzzy) if fuzzy else [{}] * len(keyed)
         surnames = {e for theirs in encodings for e in theirs.get("naam", ())}
         bearers = _bearers(conn, tables, surnames)
         return [

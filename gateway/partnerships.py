@@ -475,7 +475,7 @@ def register_consent(gw: Gateway, consent: ConsentIn, *, by: str) -> int:
     """Register ``consent``, with the person the register matches its tokens to, if any
     (so that withdrawing it can find the signals it covers)."""
     match = Matcher(gw.engine).match(
-        consent.gemeente, consent.tokens.kid, [consent.tokens.values], [consent.tokens.fuzzy]
+        consent.gemeente, consent.tokens.kid, [consent.tokens.values], [consent.tokens.encodings]
     )
     person = match[0].person if match and match[0].outcome != "review" else None
     with gw.engine.begin() as conn:

@@ -109,7 +109,7 @@ class Router:
                 gemeente,
                 kid,
                 [batch[i].tokens.values for i in indexes],
-                [batch[i].tokens.fuzzy for i in indexes],
+                [batch[i].tokens.encodings for i in indexes],
             )
             place = self._gemeenten[gemeente]
             assert isinstance(place, Outreach)

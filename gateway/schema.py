@@ -13,7 +13,14 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
 
 from keys import bloom, tokens
 
@@ -83,6 +90,7 @@ class MatchTokens(_Strict):
     ]
     fuzzy: dict[str, list[str]] | None = None
     """The fuzzy encodings (``keys.bloom.decode``), made with the same secret."""
+    _encodings: dict[str, list[bytes]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_types(self) -> MatchTokens:
@@ -90,8 +98,13 @@ class MatchTokens(_Strict):
         if unknown:
             raise ValueError("unknown token type")
         if self.fuzzy is not None:
-            bloom.decode(self.fuzzy)
+            self._encodings = bloom.decode(self.fuzzy)
         return self
+
+    @property
+    def encodings(self) -> dict[str, list[bytes]]:
+        """``fuzzy`` decoded, as the matcher compares it (empty without)."""
+        return self._encodings
 
 
 class Notice(_Strict):

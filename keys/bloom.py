@@ -327,19 +327,32 @@ def decode(fuzzy: object) -> dict[str, list[bytes]]:
     field's size. Raises ValueError (naming no value) for anything else."""
     if not isinstance(fuzzy, dict):
         raise ValueError("fuzzy: not an object")
-    out: dict[str, list[bytes]] = {}
     for field, values in fuzzy.items():
         if field not in CARRIED:
             raise ValueError("fuzzy: unknown field")
         if not isinstance(values, list) or not 0 < len(values) <= MAX_VALUES:
             raise ValueError(f"fuzzy: {field} is not a list of 1 to {MAX_VALUES} encodings")
-        size = FIELDS[field].size
+    # The fields of one size are decoded together: a notice's three or four fields in
+    # one pass, where each alone costs nearly as much.
+    out: dict[str, list[bytes]] = {}
+    for size in {FIELDS[field].size for field in fuzzy}:
+        fields = [field for field in fuzzy if FIELDS[field].size == size]
         try:
-            out[field] = b64d_many(values, size)
+            decoded = iter(b64d_many([v for field in fields for v in fuzzy[field]], size))
         except ValueError:
-            problem = f"fuzzy: a {field} encoding is not {size} bytes of base64url"
-            raise ValueError(problem) from None
+            bad = next(f for f in fields if not _decodes(fuzzy[f], size))
+            raise ValueError(f"fuzzy: a {bad} encoding is not {size} bytes of base64url") from None
+        for field in fields:
+            out[field] = [next(decoded) for _ in fuzzy[field]]
     return out
+
+
+def _decodes(values: list[str], size: int) -> bool:
+    try:
+        b64d_many(values, size)
+    except ValueError:
+        return False
+    return True
 
 
 def pack(fuzzy: Mapping[str, list[bytes]]) -> bytes:

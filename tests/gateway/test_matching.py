@@ -48,7 +48,7 @@ from gateway.register import TYPE_NUMBERS, load_register, token_keys
 from gateway.service import Gateway
 from gateway.store.auditlog import AuditLog
 from gateway.store.schema import register_tables, registers
-from keys.bloom import BloomEncoder
+from keys.bloom import BloomEncoder, decode
 from keys.tokens import TOKEN_FIELDS, TOKEN_TYPES, LinkageSecret, PersonFields, Tokeniser
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -258,8 +258,8 @@ class Register:
     def tokens(self, *, bsn: str = "", **fields: str) -> dict[str, list[str]]:
         return self.tokeniser.tokens(self.fields(bsn=bsn, **fields), include_bsn=bool(bsn))
 
-    def fuzzy(self, **fields: str) -> dict[str, list[str]]:
-        return self.encoder.person(self.fields(**fields))
+    def fuzzy(self, **fields: str) -> dict[str, list[bytes]]:
+        return decode(self.encoder.person(self.fields(**fields)))
 
     def fields(self, *, bsn: str = "", **fields: str) -> PersonFields:
         return PersonFields.from_creditor(
@@ -280,7 +280,7 @@ class Register:
         self,
         *notices: dict[str, list[str]],
         kid: str | None = None,
-        fuzzy: list[dict[str, list[str]] | None] | None = None,
+        fuzzy: list[dict[str, list[bytes]]] | None = None,
     ) -> list[Any]:
         return Matcher(self.gw.engine).match(GEMEENTE, kid or self.secret.kid, list(notices), fuzzy)
 
