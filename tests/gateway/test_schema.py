@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gateway.schema import Notice, notice_jti
+from keys.bloom import decode
 
 ISS = "00000003900000010000"
 TOKEN = "A" * 21 + "Q"
@@ -100,7 +101,14 @@ def test_a_notice_outside_the_schema_is_refused(changes: dict[str, Any]) -> None
 def test_fuzzy_encodings_of_the_carried_fields_are_accepted() -> None:
     fuzzy = {"naam": [ENCODING, ENCODING], "adres": [ENCODING], "geb": [ENCODING]}
     tokens = {"kid": "lk-1", "values": {"naam_init_geb": [TOKEN]}, "fuzzy": fuzzy}
-    assert Notice.model_validate(_notice(tokens=tokens)).tokens.fuzzy == fuzzy
+    checked = Notice.model_validate(_notice(tokens=tokens)).tokens
+    assert checked.fuzzy == fuzzy
+    assert checked.encodings == decode(fuzzy)
+
+
+def test_a_notice_without_fuzzy_encodings_has_none_to_compare() -> None:
+    tokens = {"kid": "lk-1", "values": {"naam_init_geb": [TOKEN]}}
+    assert Notice.model_validate(_notice(tokens=tokens)).tokens.encodings == {}
 
 
 def test_a_bsn_token_is_allowed_for_health_insurers() -> None:
