@@ -29,6 +29,7 @@ from adapters.register import (
 from gateway.clock import FixedClock
 from gateway.matching import (
     ACCEPT,
+    FEW,
     FUZZY,
     MARGIN,
     MAX_SHIFT,
@@ -127,7 +128,8 @@ def test_a_differing_second_initial_sends_a_notice_without_birth_date_to_review(
 def test_one_initial_where_the_register_has_two_keeps_household_evidence_from_accepting() -> None:
     assert score(ADDRESS, NO_BIRTH) >= ACCEPT
     assert REVIEW <= score(ADDRESS, NO_BIRTH, fewer_initials=True) < ACCEPT
-    # A look-alike elsewhere: surname, initial and birth date, another address.
+    # A look-alike elsewhere: surname, initial and birth date, another address; whether
+    # the surname is common enough for one is up to ``rare_points``.
     moved = shared("name", "initial", "birth")
     assert score(moved, ONE) >= ACCEPT > score(moved, ONE, fewer_initials=True)
     # With birth date and address agreeing, one initial is no reason for doubt.
@@ -528,17 +530,33 @@ def test_another_given_name_of_the_same_initial_counts_against_a_candidate() -> 
 
 
 def test_a_rare_surname_in_common_adds_only_away_from_the_address() -> None:
-    moved = frozenset({"name", "initial", "birth"})
+    moved, none = frozenset({"name", "initial", "birth"}), frozenset[str]()
     notice, person = _encoded("naam", "wijboom"), _encoded("naam", "wijboom", "vries")
     [wijboom] = notice["naam"]
-    assert rare_points(moved, notice, person, {wijboom: RARE}) == RARE_POINTS
-    assert rare_points(moved, notice, person, {wijboom: RARE + 1}) == 0
+    assert rare_points(moved, none, notice, person, {wijboom: RARE}) == RARE_POINTS
+    assert rare_points(moved, none, notice, person, {wijboom: RARE + 1}) == 0
     # At the address the others are relatives, who share the surname however rare.
     at_home = moved | {"postcode", "huisnummer"}
-    assert rare_points(at_home, notice, person, {wijboom: 1}) == 0
+    assert rare_points(at_home, none, notice, person, {wijboom: 1}) == 0
     # Surname and birth date alone are not enough, nor a surname the person lacks.
-    assert rare_points(moved - {"initial"}, notice, person, {wijboom: 1}) == 0
-    assert rare_points(moved, notice, _encoded("naam", "vries"), {wijboom: 1}) == 0
+    assert rare_points(moved - {"initial"}, none, notice, person, {wijboom: 1}) == 0
+    assert rare_points(moved, none, notice, _encoded("naam", "vries"), {wijboom: 1}) == 0
+
+
+def test_a_surname_few_carry_takes_back_the_charge_for_one_initial_with_the_birth_date() -> None:
+    short = frozenset({"short"})
+    notice, person = _encoded("naam", "wijboom"), _encoded("naam", "wijboom")
+    [wijboom] = notice["naam"]
+    moved = frozenset({"name", "initial", "birth"})
+    assert rare_points(moved, short, notice, person, {wijboom: FEW}) == -SHORT
+    assert rare_points(moved, short, notice, person, {wijboom: RARE}) == RARE_POINTS - SHORT
+    # A common surname: someone else of that surname, initial and birth date is found.
+    assert rare_points(moved, short, notice, person, {wijboom: FEW + 1}) == 0
+    # Without the birth date the other person of that initial may be anyone.
+    assert rare_points(moved - {"birth"}, short, notice, person, {wijboom: 1}) == RARE_POINTS
+    # At the address a relative of that initial shares the surname however rare.
+    at_home = moved | {"postcode", "huisnummer"}
+    assert rare_points(at_home, short, notice, person, {wijboom: 1}) == 0
 
 
 def test_fields_the_tokens_show_to_agree_or_one_side_lacks_add_nothing() -> None:
@@ -562,6 +580,17 @@ def test_a_misspelt_resident_who_moved_is_found_by_initial_and_birth_date(
     # Without fuzzy encodings initial and birth date alone make no candidate.
     [plain] = register.match(register.tokens(**notice))
     assert (plain.outcome, plain.reason) == ("not_resident", "no_candidate")
+
+
+def test_a_surname_less_close_makes_a_candidate_only_with_the_given_name_in_common(
+    register: Register,
+) -> None:
+    notice = {**JOOST_MOVED_AND_MISSPELT, "achternaam": "Jamsen"}  # between 0.85 and 0.90
+    [found] = register.match(register.tokens(**notice), fuzzy=[register.fuzzy(**notice)])
+    assert (found.outcome, found.reason) == ("not_resident", "no_candidate")
+    named = {**notice, "voornamen": "Joost"}
+    [found] = register.match(register.tokens(**named), fuzzy=[register.fuzzy(**named)])
+    assert (found.outcome, found.person) == ("matched", register.person("joost"))
 
 
 def test_someone_else_of_that_initial_and_birth_date_is_not_taken_for_the_resident(
