@@ -143,6 +143,11 @@ def rec_number(rec_id: str) -> int:
     return int(m[1])
 
 
+def check_digit(digits: str) -> int:
+    """The elfproef's check digit for a BSN's first eight digits (10: none fits)."""
+    return sum(int(c) * w for c, w in zip(digits, _BSN_WEIGHTS, strict=True)) % 11
+
+
 def synthetic_bsn(rec_id: str) -> str:
     """The BSN given to record N: ``1 NNNNNN x d``, unique per N, passing the elfproef."""
     n = rec_number(rec_id)
@@ -150,7 +155,7 @@ def synthetic_bsn(rec_id: str) -> str:
         raise ValueError("record numbers above 999999 have no synthetic BSN")
     for x in range(10):
         digits = f"1{n:06d}{x}"
-        check = sum(int(c) * w for c, w in zip(digits, _BSN_WEIGHTS, strict=True)) % 11
+        check = check_digit(digits)
         if check < 10:
             return digits + str(check)
     raise AssertionError("unreachable: 2x mod 11 takes ten distinct values")
@@ -163,7 +168,7 @@ def identifier_bsn(soc_sec_id: str) -> str:
         return ""
     for prefix in range(1, 10):
         digits = f"{prefix}{soc_sec_id}"
-        check = sum(int(c) * w for c, w in zip(digits, _BSN_WEIGHTS, strict=True)) % 11
+        check = check_digit(digits)
         if check < 10:
             return digits + str(check)
     raise AssertionError("unreachable: 9p mod 11 takes nine distinct values")
@@ -176,8 +181,7 @@ def copied_bsn(soc_sec_id: str, person_bsn: str) -> str:
     if not _SEVEN_DIGITS.fullmatch(soc_sec_id):
         return ""
     digits = person_bsn[0] + soc_sec_id
-    check = sum(int(c) * w for c, w in zip(digits, _BSN_WEIGHTS, strict=True)) % 11
-    return digits + person_bsn[8] if str(check) == person_bsn[8] else ""
+    return digits + person_bsn[8] if str(check_digit(digits)) == person_bsn[8] else ""
 
 
 def postcode(value: str) -> str:
