@@ -110,7 +110,8 @@ def process_file(
         if status == "processing":
             if scan.refused is None:
                 handle.seek(0)
-                _judge(gw, sender, file_id, receipt_id, _lines(handle), workers=workers)
+                source = _Source.of(path, judged)
+                _judge(gw, sender, file_id, receipt_id, handle, source, workers=workers)
             with gw.engine.begin() as conn:
                 status = _finish(
                     gw, conn, sender, file_id, receipt_id, path.name, scan.lines, scan.refused
@@ -168,31 +169,84 @@ def _decodes(decoder: codecs.IncrementalDecoder, block: bytes, *, final: bool = 
     return True
 
 
-def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes, str]]:
-    """Each line: its number from 0, its bytes without the LF (none when it is too long
-    to be an envelope line), and the SHA-256 of its bytes."""
-    number = 0
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """Where a line's bytes are: its number from 0, the offset and size of its bytes
+    without the LF; ``digest`` only for a line too long to be an envelope line, whose
+    bytes are not read again (their SHA-256)."""
+
+    number: int
+    offset: int
+    size: int
+    digest: str | None = None
+
+
+def _lines(handle: BinaryIO) -> Iterator[_Line]:
+    """Each line of the file, found by reading it once; its bytes are read again where
+    it is judged (``_read``), so the lines a worker judges never pass through a pipe."""
+    number = offset = 0
     first = True
     while True:
         line = handle.readline(MAX_LINE_BYTES + 1)
         if not line:
             return
+        start = offset
+        offset += len(line)
         if first:
-            line = line.removeprefix(BOM)
             first = False
-            if not line:
-                return  # a byte order mark alone
+            if line.startswith(BOM):
+                line, start = line[len(BOM) :], start + len(BOM)
+                if not line:
+                    return  # a byte order mark alone
         if line.endswith(b"\n") or len(line) <= MAX_LINE_BYTES:
-            body = line.removesuffix(b"\n")
-            yield number, body, hashlib.sha256(body).hexdigest()
+            yield _Line(number, start, len(line.removesuffix(b"\n")))
         else:
             # Longer than any envelope: hash the rest without holding it.
             digest = hashlib.sha256(line)
             while line and not line.endswith(b"\n"):
                 line = handle.readline(BLOCK_BYTES)
+                offset += len(line)
                 digest.update(line.removesuffix(b"\n"))
-            yield number, b"", digest.hexdigest()
+            yield _Line(number, start, 0, digest.hexdigest())
         number += 1
+
+
+def _read(fd: int, line: _Line) -> bytes:
+    """The bytes of ``line`` (none for one too long to be an envelope line)."""
+    if line.digest is not None:
+        return b""
+    body = os.pread(fd, line.size, line.offset)
+    if len(body) != line.size:
+        raise FileChanged("the batch file was shortened while it was judged")
+    return body
+
+
+class FileChanged(RuntimeError):
+    """The upload is not the file that was scanned any more; it is judged next round."""
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The upload being judged, as a worker process opens it: by path, never through a
+    link, and only while it is still the same file (device, inode, size, mtime)."""
+
+    path: str
+    identity: tuple[int, int, int, int]
+
+    @classmethod
+    def of(cls, path: Path, st: os.stat_result) -> _Source:
+        return cls(str(path), _identity(st))
+
+    def open(self) -> int:
+        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        if _identity(os.fstat(fd)) != self.identity:
+            os.close(fd)
+            raise FileChanged("the batch file was replaced or changed while it was judged")
+        return fd
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _claim(
@@ -256,23 +310,25 @@ def _judge(
     sender: OIN,
     file_id: int,
     receipt_id: str,
-    lines: Iterator[tuple[int, bytes, str]],
+    handle: BinaryIO,
+    source: _Source,
     *,
     workers: int,
 ) -> None:
     """Judge the lines not judged before, a chunk per transaction; with ``workers``,
     that many processes (this one among them) judge chunks at once (the cryptography
-    is most of the work)."""
+    is most of the work). A worker reads its chunk's lines from the file itself."""
     with gw.engine.connect() as conn:
         done = set(
             conn.execute(select(batch_lines.c.line).where(batch_lines.c.file_id == file_id))
             .scalars()
             .all()
         )
-    chunks = _chunks(line for line in lines if line[0] not in done)
+    chunks = _chunks(line for line in _lines(handle) if line.number not in done)
+    fd = handle.fileno()
     if workers <= 1:
         for chunk in chunks:
-            _judge_chunk(gw, sender, file_id, receipt_id, chunk)
+            _judge_chunk(gw, sender, file_id, receipt_id, fd, chunk)
         return
     # This process judges chunks too, beside workers - 1 helpers: one process less to
     # hold the whole stack in memory.
@@ -289,15 +345,15 @@ def _judge(
                 future.result()
             pending -= finished
             if len(pending) < 2 * helpers:  # each helper busy, one chunk queued
-                pending.add(pool.submit(_worker_chunk, sender, file_id, receipt_id, chunk))
+                pending.add(pool.submit(_worker_chunk, sender, file_id, receipt_id, source, chunk))
             else:
-                _judge_chunk(gw, sender, file_id, receipt_id, chunk)
+                _judge_chunk(gw, sender, file_id, receipt_id, fd, chunk)
         for future in pending:
             future.result()
 
 
-def _chunks(lines: Iterable[tuple[int, bytes, str]]) -> Iterator[list[tuple[int, bytes, str]]]:
-    chunk: list[tuple[int, bytes, str]] = []
+def _chunks(lines: Iterable[_Line]) -> Iterator[list[_Line]]:
+    chunk: list[_Line] = []
     for line in lines:
         chunk.append(line)
         if len(chunk) == CHUNK_LINES:
@@ -317,10 +373,14 @@ def _start_worker(home: str) -> None:
 
 
 def _worker_chunk(
-    sender: OIN, file_id: int, receipt_id: str, chunk: list[tuple[int, bytes, str]]
+    sender: OIN, file_id: int, receipt_id: str, source: _Source, chunk: list[_Line]
 ) -> None:
     assert _WORKER is not None
-    _judge_chunk(_WORKER, sender, file_id, receipt_id, chunk)
+    fd = source.open()
+    try:
+        _judge_chunk(_WORKER, sender, file_id, receipt_id, fd, chunk)
+    finally:
+        os.close(fd)
 
 
 def _judge_chunk(
@@ -328,20 +388,29 @@ def _judge_chunk(
     sender: OIN,
     file_id: int,
     receipt_id: str,
-    chunk: list[tuple[int, bytes, str]],
+    fd: int,
+    chunk: list[_Line],
 ) -> None:
-    good = [(n, env) for n, line, _ in chunk if (env := _envelope(line)) is not None]
+    bodies = [_read(fd, line) for line in chunk]
+    good = [
+        (line.number, env)
+        for line, body in zip(chunk, bodies, strict=True)
+        if (env := _envelope(body)) is not None
+    ]
     prepared = ingest.prepare(
         gw, sender=sender, envelopes=[e for _, e in good], positions=[n for n, _ in good]
     )
     wellformed = {n for n, _ in good}
     with gw.engine.begin() as conn:
         items, events = ingest.store(gw, conn, sender, prepared, receipt_id=receipt_id)
-        for n, _, sha in chunk:
-            if n not in wellformed:
-                items.append(Item(n, sha, None, "refused", "envelope_invalid"))
+        for line, body in zip(chunk, bodies, strict=True):
+            if line.number not in wellformed:
+                sha = line.digest or hashlib.sha256(body).hexdigest()
+                items.append(Item(line.number, sha, None, "refused", "envelope_invalid"))
                 events.append(
-                    _event(sender, gw, "notice.refused", f"line {n}", "refused", "malformed")
+                    _event(
+                        sender, gw, "notice.refused", f"line {line.number}", "refused", "malformed"
+                    )
                 )
         insert_rows(
             conn,

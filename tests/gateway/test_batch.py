@@ -306,6 +306,41 @@ def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
     gw.close()
 
 
+def test_a_worker_reads_lines_only_from_the_file_that_was_scanned(tmp_path: Path) -> None:
+    path = tmp_path / "upload.jsonl"
+    path.write_bytes(b"\xef\xbb\xbffirst\r\nsecond\n")
+    with path.open("rb") as handle:
+        lines = list(batch._lines(handle))
+    source = batch._Source.of(path, os.stat(path))
+    fd = source.open()
+    try:
+        assert [batch._read(fd, line) for line in lines] == [b"first\r", b"second"]
+    finally:
+        os.close(fd)
+    # Renamed over by another complete file: not the one scanned, so not read.
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(b"first\r\nsecond\n")
+    os.replace(other, path)
+    with pytest.raises(batch.FileChanged):
+        source.open()
+    # Written to in place after the scan (the same inode, a new size).
+    source = batch._Source.of(path, os.stat(path))
+    with path.open("ab") as handle:
+        handle.write(b"third\n")
+    with pytest.raises(batch.FileChanged):
+        source.open()
+
+
+def test_a_line_cut_short_after_the_scan_is_not_read_as_a_shorter_one(tmp_path: Path) -> None:
+    path = tmp_path / "upload.jsonl"
+    path.write_bytes(b"one\ntwo\n")
+    with path.open("rb") as handle:
+        lines = list(batch._lines(handle))
+    os.truncate(path, 5)
+    with path.open("rb") as handle, pytest.raises(batch.FileChanged):
+        batch._read(handle.fileno(), lines[1])
+
+
 def test_an_upload_replaced_after_it_was_judged_stays_for_the_next_round(
     gw: Gateway, drop: Drop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
