@@ -6,12 +6,12 @@ identity is the certificate, never a header.
 
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import Collection, Sequence
 from typing import Any
 
 import httpx
+import orjson
 
 from adapters.errors import TransportFailed
 from keys.home import PartyHome
@@ -66,7 +66,8 @@ class RestClient:
             response = self._client.request(
                 method,
                 path,
-                content=None if body is None else json.dumps(body).encode(),
+                # A batch body is megabytes: orjson writes it about six times faster.
+                content=None if body is None else orjson.dumps(body),
                 headers={"content-type": "application/json"} if body is not None else None,
             )
         except httpx.HTTPError as exc:
