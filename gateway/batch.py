@@ -52,6 +52,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_FILE_LINES",
     "BatchResult",
+    "FileChanged",
     "Folders",
     "folders_for",
     "process_file",
