@@ -306,11 +306,16 @@ def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
     gw.close()
 
 
+def scanned(path: Path, data: bytes) -> list[Any]:
+    """The lines the batch processor finds in a file of ``data``."""
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        return list(batch._lines(handle))
+
+
 def test_a_worker_reads_lines_only_from_the_file_that_was_scanned(tmp_path: Path) -> None:
     path = tmp_path / "upload.jsonl"
-    path.write_bytes(b"\xef\xbb\xbffirst\r\nsecond\n")
-    with path.open("rb") as handle:
-        lines = list(batch._lines(handle))
+    lines = scanned(path, b"\xef\xbb\xbffirst\r\nsecond\n")
     source = batch._Source.of(path, os.stat(path))
     fd = source.open()
     try:
@@ -333,9 +338,7 @@ def test_a_worker_reads_lines_only_from_the_file_that_was_scanned(tmp_path: Path
 
 def test_a_line_cut_short_after_the_scan_is_not_read_as_a_shorter_one(tmp_path: Path) -> None:
     path = tmp_path / "upload.jsonl"
-    path.write_bytes(b"one\ntwo\n")
-    with path.open("rb") as handle:
-        lines = list(batch._lines(handle))
+    lines = scanned(path, b"one\ntwo\n")
     os.truncate(path, 5)
     with path.open("rb") as handle, pytest.raises(batch.FileChanged):
         batch._read(handle.fileno(), lines[1])
