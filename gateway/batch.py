@@ -223,7 +223,7 @@ def _read(fd: int, line: _Line) -> bytes:
 
 
 class FileChanged(RuntimeError):
-    """The upload is not the file that was scanned any more; it is judged next round."""
+    """The upload is not the file that was scanned any more."""
 
 
 @dataclass(frozen=True)
@@ -318,7 +318,9 @@ def _judge(
 ) -> None:
     """Judge the lines not judged before, a chunk per transaction; with ``workers``,
     that many processes (this one among them) judge chunks at once (the cryptography
-    is most of the work). A worker reads its chunk's lines from the file itself."""
+    is most of the work). A worker reads its chunk's lines from the file itself, by
+    its name; once a renamed-over upload stops it, this process judges the rest from
+    the file it holds open, which is the one scanned."""
     with gw.engine.connect() as conn:
         done = set(
             conn.execute(select(batch_lines.c.line).where(batch_lines.c.file_id == file_id))
@@ -339,18 +341,35 @@ def _judge(
     with ProcessPoolExecutor(
         helpers, mp_context=context, initializer=_start_worker, initargs=(home,)
     ) as pool:
-        pending: set[Future[None]] = set()
+        pending: set[Future[list[_Line] | None]] = set()
+        shared = True  # while the helpers can open the file that was scanned
         for chunk in chunks:
             finished = {future for future in pending if future.done()}
             for future in finished:
-                future.result()
+                shared = _left(gw, sender, file_id, receipt_id, fd, future) and shared
             pending -= finished
-            if len(pending) < 2 * helpers:  # each helper busy, one chunk queued
+            if shared and len(pending) < 2 * helpers:  # each helper busy, one chunk queued
                 pending.add(pool.submit(_worker_chunk, sender, file_id, receipt_id, source, chunk))
             else:
                 _judge_chunk(gw, sender, file_id, receipt_id, fd, chunk)
         for future in pending:
-            future.result()
+            _left(gw, sender, file_id, receipt_id, fd, future)
+
+
+def _left(
+    gw: Gateway,
+    sender: OIN,
+    file_id: int,
+    receipt_id: str,
+    fd: int,
+    future: Future[list[_Line] | None],
+) -> bool:
+    """Judge here the chunk a helper handed back (the file it found under the upload's
+    name is not the one scanned); whether the helper judged its chunk."""
+    chunk = future.result()
+    if chunk is not None:
+        _judge_chunk(gw, sender, file_id, receipt_id, fd, chunk)
+    return chunk is None
 
 
 def _chunks(lines: Iterable[_Line]) -> Iterator[list[_Line]]:
@@ -375,13 +394,20 @@ def _start_worker(home: str) -> None:
 
 def _worker_chunk(
     sender: OIN, file_id: int, receipt_id: str, source: _Source, chunk: list[_Line]
-) -> None:
+) -> list[_Line] | None:
+    """Judge ``chunk``; or hand it back unjudged when the upload's name no longer leads
+    to the file that was scanned (the main process, which holds that file open, judges
+    it then)."""
     assert _WORKER is not None
-    fd = source.open()
+    try:
+        fd = source.open()
+    except FileChanged:
+        return chunk
     try:
         _judge_chunk(_WORKER, sender, file_id, receipt_id, fd, chunk)
     finally:
         os.close(fd)
+    return None
 
 
 def _judge_chunk(

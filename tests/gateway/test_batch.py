@@ -306,6 +306,38 @@ def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
     gw.close()
 
 
+def test_a_file_renamed_over_the_upload_while_workers_judge_it_waits_for_its_own_round(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not store_url.startswith("sqlite"):
+        monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    init_demo(tmp_path / "demo", now=now)
+    gw = Gateway.open(Settings.load(tmp_path / "demo" / "gateway"))
+    drop = Drop(tmp_path / "demo", gw, tmp_path, now=now)
+    monkeypatch.setattr(batch, "CHUNK_LINES", 2)
+    envelopes = drop.envelopes(8)
+    path = drop.upload("swap.jsonl", envelopes[:6])
+    real = batch._scan
+
+    def replaced_after_the_scan(handle: Any) -> Any:
+        scan = real(handle)
+        os.replace(drop.upload("other.jsonl", envelopes[6:]), path)
+        return scan
+
+    monkeypatch.setattr(batch, "_scan", replaced_after_the_scan)
+    result = process_file(gw, sender=ZORG, path=path, folders=drop.folders, workers=2)
+    # Every line of the file that was scanned is judged, by this process where the
+    # helper could not open it; the file renamed over it stays for the next round.
+    assert outcomes(drop.receipt(result)) == [("accepted", None)] * 6
+    assert result.moved_to == path and stored(gw) == 6
+    monkeypatch.setattr(batch, "_scan", real)
+    again = process_file(gw, sender=ZORG, path=path, folders=drop.folders, workers=2)
+    assert outcomes(drop.receipt(again)) == [("accepted", None)] * 2
+    assert stored(gw) == 8
+    gw.close()
+
+
 def scanned(path: Path, data: bytes) -> list[Any]:
     """The lines the batch processor finds in a file of ``data``."""
     path.write_bytes(data)
