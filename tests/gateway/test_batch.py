@@ -282,17 +282,26 @@ def test_every_waiting_upload_of_every_creditor_is_processed_and_links_never_rea
         process_file(gw, sender=ZORG, path=inbox / "link.jsonl", folders=drop.folders)
 
 
-def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
+@pytest.fixture
+def live(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The workers run on the system clock, so the demo and its notices are made now.
+) -> Iterator[tuple[Gateway, Drop]]:
+    """A gateway and drop for worker processes, in chunks of two lines. The workers run
+    on the system clock, so the demo and its notices are made now."""
     if not store_url.startswith("sqlite"):
         monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
     now = datetime.now(UTC) - timedelta(minutes=1)
     init_demo(tmp_path / "demo", now=now)
-    gw = Gateway.open(Settings.load(tmp_path / "demo" / "gateway"))
-    drop = Drop(tmp_path / "demo", gw, tmp_path, now=now)
+    gateway = Gateway.open(Settings.load(tmp_path / "demo" / "gateway"))
     monkeypatch.setattr(batch, "CHUNK_LINES", 2)
+    yield gateway, Drop(tmp_path / "demo", gateway, tmp_path, now=now)
+    gateway.close()
+
+
+def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
+    live: tuple[Gateway, Drop],
+) -> None:
+    gw, drop = live
     good = drop.envelopes(6)
     path = drop.upload("parallel.jsonl", [*good[:3], b"not json", *good[3:], good[0]])
     result = process_file(gw, sender=ZORG, path=path, folders=drop.folders, workers=2)
@@ -303,19 +312,12 @@ def test_worker_processes_judge_chunks_at_once_with_the_same_outcome(
     # Lines 0 and 7 carry the same notice; chunks are judged at once, so either may win.
     assert sorted([judged[0], judged[7]]) == [("accepted", None), ("duplicate", None)]
     assert stored(gw) == 6
-    gw.close()
 
 
 def test_a_file_renamed_over_the_upload_while_workers_judge_it_waits_for_its_own_round(
-    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live: tuple[Gateway, Drop], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not store_url.startswith("sqlite"):
-        monkeypatch.setenv("SIGNAALPOORT_DATABASE_URL", store_url)
-    now = datetime.now(UTC) - timedelta(minutes=1)
-    init_demo(tmp_path / "demo", now=now)
-    gw = Gateway.open(Settings.load(tmp_path / "demo" / "gateway"))
-    drop = Drop(tmp_path / "demo", gw, tmp_path, now=now)
-    monkeypatch.setattr(batch, "CHUNK_LINES", 2)
+    gw, drop = live
     envelopes = drop.envelopes(8)
     path = drop.upload("swap.jsonl", envelopes[:6])
     real = batch._scan
@@ -335,7 +337,6 @@ def test_a_file_renamed_over_the_upload_while_workers_judge_it_waits_for_its_own
     again = process_file(gw, sender=ZORG, path=path, folders=drop.folders, workers=2)
     assert outcomes(drop.receipt(again)) == [("accepted", None)] * 2
     assert stored(gw) == 8
-    gw.close()
 
 
 def scanned(path: Path, data: bytes) -> list[Any]:
