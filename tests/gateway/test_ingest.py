@@ -177,6 +177,34 @@ def test_a_notice_outside_the_schema_is_refused_with_its_jti(demo: Path, gw: Gat
     assert (item.outcome, item.reason, item.jti) == ("refused", "schema_invalid", notice["jti"])
 
 
+def test_refusals_of_every_step_keep_their_places_among_accepted_notices(
+    demo: Path, gw: Gateway
+) -> None:
+    sender = Sender(demo, gw)
+    good = sender.envelopes()
+    first, second = sender.notice(0), sender.notice(1)
+    outside = {**sender.notice(2), "bedrag": "12,50"}
+    moved = {**second, "contact": copy.deepcopy(first["contact"])}
+    batch = [
+        "not a jwe",
+        good[0],
+        sender.seal(outside),
+        good[1],
+        sender.seal(moved),
+        good[3],
+    ]
+    receipt = submit(gw, ZORG, batch)
+    assert [(i.position, i.outcome, i.reason, i.jti) for i in receipt.items] == [
+        (0, "refused", "envelope_invalid", None),
+        (1, "accepted", None, first["jti"]),
+        (2, "refused", "schema_invalid", outside["jti"]),
+        (3, "accepted", None, second["jti"]),
+        (4, "refused", "contact_block_invalid", second["jti"]),
+        (5, "accepted", None, sender.notice(3)["jti"]),
+    ]
+    assert count(gw, notices) == 3
+
+
 def test_a_contact_block_moved_from_another_notice_is_refused(demo: Path, gw: Gateway) -> None:
     sender = Sender(demo, gw)
     first, second = sender.notice(0), sender.notice(1)
