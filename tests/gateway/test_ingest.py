@@ -202,6 +202,11 @@ def test_refusals_of_every_step_keep_their_places_among_accepted_notices(
         (4, "refused", "contact_block_invalid", second["jti"]),
         (5, "accepted", None, sender.notice(3)["jti"]),
     ]
+    assert audit_reasons(gw, "notice.refused") == [
+        "malformed",
+        "schema_invalid:bedrag",
+        "wrong_notice",
+    ]
     assert count(gw, notices) == 3
 
 
