@@ -1,6 +1,7 @@
-"""The intake's checks of one envelope that need no database.
+"""The intake's checks that need no database, over a batch of envelopes.
 
-Open, verify, schema, contact-block shape: pure given the intake keys and a
+Open, verify, schema, contact-block shape: each envelope is judged on its own, and each
+result keeps its envelope's place. The checks are pure given the intake keys and a
 ``CheckContext`` of plain values read before the batch. Everything that needs the store
 (replay, routing, storing) comes after, in ``gateway.ingest``.
 """

@@ -62,7 +62,6 @@ YOUNG_COLLECTION_THRESHOLD = 20_000
 all freed by reference counting, and at the default the collector ran 82 times in one
 batch, every six notices."""
 
-
 HEAP_KEPT_BYTES = 256 * 1024 * 1024
 """Free memory at the top of the heap that the process keeps instead of returning it to
 the system (glibc's default is 128 kB, raised only as far as twice the largest block
