@@ -600,7 +600,11 @@ def serve(
         int | None, typer.Option(help="port to listen on (default: the settings'; 0 picks one)")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="worker processes (default: two per core)")
+        int | None,
+        typer.Option(
+            min=1,
+            help="intake processes for REST batches (default: two per core; 1: in the server)",
+        ),
     ] = None,
     batches: Annotated[
         bool, typer.Option(help="process complete SFTP batch files as they arrive")

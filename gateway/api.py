@@ -9,7 +9,8 @@ Served over HTTPS with mutual TLS (``gateway.tls``). A request passes, outermost
                    anything reads the body
     route          role check (403), size limits (413) while reading the body itself,
                    shape checks (400), then the gateway's service functions in a
-                   worker thread (they are synchronous)
+                   worker thread (they are synchronous); a batch of notices goes to
+                   a process of the intake pool instead, when there is one
 
 No header is ever trusted for identity. The public paths are the health check, the
 gateway's JWK Set and the API's own documentation.
@@ -30,14 +31,13 @@ Status codes and error codes (the contract partners code against):
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import os
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, cast
 
 import orjson
@@ -75,13 +75,11 @@ from gateway.partnerships import (
     withdraw_consent,
 )
 from gateway.schema import Category
-from gateway.service import Gateway, settle
-from gateway.settings import Settings
+from gateway.service import Gateway, WorkerPool, worker_gateway
 from gateway.store.engine import reading
 from gateway.store.schema import receipts
 from gateway.tls import client_certificate
 from keys.errors import CertificateInvalid
-from keys.home import ENV_HOME
 from keys.jwk import OIN, jwks
 from keys.limits import MAX_ENVELOPES_PER_REQUEST, MAX_REQUEST_BYTES
 from keys.pki import certificate_identity
@@ -114,11 +112,13 @@ _GEMEENTE = re.compile(r"^[0-9]{4}$")
 class _Refusal(Exception):
     """An answer other than success, decided by this edge; ``detail`` is safe to show."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, *, failed: str | None = None) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
         self.detail = detail
+        self.failed = failed
+        """The class of the exception behind it, when that was raised in another process."""
 
 
 def _unauthenticated() -> _Refusal:
@@ -185,7 +185,8 @@ class _Guard:
         except Exception as exc:  # noqa: BLE001 (the HTTP edge: every failure is answered)
             status, code, detail = _classify(exc)
             if status >= 500:
-                logger.error("request failed: %s (%s)", type(exc).__name__, code)
+                failed = exc.failed if isinstance(exc, _Refusal) else None
+                logger.error("request failed: %s (%s)", failed or type(exc).__name__, code)
             if state["started"]:
                 return  # uvicorn closes a connection whose response did not complete
             response = _error_response(status, code, detail, close=not state["body_done"])
@@ -530,11 +531,33 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # -- routes --------------------------------------------------------------------------
 
 
-def _routes(gw: Gateway) -> APIRouter:
+def _receipt_out(receipt: ingest.Receipt) -> ReceiptOut:
+    counts = Counts(
+        accepted=receipt.count("accepted"),
+        duplicate=receipt.count("duplicate"),
+        refused=receipt.count("refused"),
+    )
+    return ReceiptOut(id=receipt.id, receipt=receipt.jws, counts=counts)
+
+
+def submit_in_worker(sender: OIN, body: bytes) -> ReceiptOut | tuple[int, str, str, str]:
+    """The body of ``POST /v1/notices``, parsed and submitted in a process of the intake
+    pool: the receipt, or how the request failed (status, code, safe detail and the
+    exception's class), since an exception of the store's driver need not cross back
+    between processes."""
+    try:
+        envelopes = _envelopes(body)
+        receipt = ingest.submit(worker_gateway(), sender=sender, envelopes=envelopes, intake="rest")
+    except Exception as exc:  # noqa: BLE001 (answered by the process that holds the request)
+        return (*_classify(exc), type(exc).__name__)
+    return _receipt_out(receipt)
+
+
+def _routes(gw: Gateway, pool: WorkerPool | None) -> APIRouter:
     router = APIRouter()
-    # One delivery at a time per worker process: a second one's checks would share the
+    # Without a pool, one delivery at a time: a second one's checks would share the
     # interpreter with the first one's store transaction, which holds SQLite's write
-    # lock for every worker meanwhile. The workers give the parallelism.
+    # lock meanwhile.
     intake = threading.Lock()
 
     def _submit(sender: OIN, envelopes: list[str]) -> ingest.Receipt:
@@ -552,14 +575,16 @@ def _routes(gw: Gateway) -> APIRouter:
         tags=["creditor"],
     )
     async def submit_notices(request: Request, partner: Creditor) -> ReceiptOut:
-        envelopes = _envelopes(await _read_body(request, MAX_REQUEST_BYTES))
-        receipt = await run_in_threadpool(_submit, partner.oin, envelopes)
-        counts = Counts(
-            accepted=receipt.count("accepted"),
-            duplicate=receipt.count("duplicate"),
-            refused=receipt.count("refused"),
-        )
-        return ReceiptOut(id=receipt.id, receipt=receipt.jws, counts=counts)
+        body = await _read_body(request, MAX_REQUEST_BYTES)
+        if pool is None:
+            return _receipt_out(await run_in_threadpool(_submit, partner.oin, _envelopes(body)))
+        # Parsed in the pool too: the body crosses as one block of bytes, not as a
+        # thousand strings.
+        done = await asyncio.wrap_future(pool.submit(submit_in_worker, partner.oin, body))
+        if isinstance(done, tuple):
+            status, code, detail, failed = done
+            raise _Refusal(status, code, detail, failed=failed)
+        return done
 
     @router.get(
         "/v1/receipts/{receipt_id}",
@@ -865,8 +890,14 @@ def _routes(gw: Gateway) -> APIRouter:
 # -- the app -------------------------------------------------------------------------
 
 
-def create_app(gw: Gateway, *, close_on_shutdown: bool = False) -> FastAPI:
-    """The partner API over ``gw``; closes ``gw`` at shutdown if asked to."""
+def create_app(
+    gw: Gateway, *, close_on_shutdown: bool = False, pool: WorkerPool | None = None
+) -> FastAPI:
+    """The partner API over ``gw``; closes ``gw`` (and ``pool``) at shutdown if asked to.
+
+    With a ``pool``, batches of notices are submitted in its processes (``serve`` with
+    several workers); everything else runs in this process.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -874,6 +905,8 @@ def create_app(gw: Gateway, *, close_on_shutdown: bool = False) -> FastAPI:
             yield
         finally:
             if close_on_shutdown:
+                if pool is not None:
+                    await run_in_threadpool(pool.close)
                 gw.close()
 
     app = FastAPI(
@@ -885,7 +918,7 @@ def create_app(gw: Gateway, *, close_on_shutdown: bool = False) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
         lifespan=lifespan,
     )
-    app.include_router(_routes(gw))
+    app.include_router(_routes(gw, pool))
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         return _error_response(400, "body_invalid", "a parameter is invalid")
@@ -927,12 +960,4 @@ def create_app(gw: Gateway, *, close_on_shutdown: bool = False) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
-
-
-def app_from_env() -> FastAPI:
-    """The app of the gateway whose home is ``$SIGNAALPOORT_HOME`` (uvicorn workers)."""
-    gw = Gateway.open(Settings.load(Path(os.environ[ENV_HOME])))
-    app = create_app(gw, close_on_shutdown=True)
-    settle()
     return app

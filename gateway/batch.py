@@ -39,8 +39,7 @@ from sqlalchemy import Connection, insert, select, update
 from gateway import dropbox, ingest
 from gateway.audit import step
 from gateway.ingest import Item
-from gateway.service import Gateway, settle
-from gateway.settings import Settings
+from gateway.service import Gateway, start_worker, worker_gateway
 from gateway.store.bulk import insert_rows
 from gateway.store.schema import batch_files, batch_lines, receipts
 from keys.jose import loads_object
@@ -339,7 +338,7 @@ def _judge(
     context = multiprocessing.get_context("spawn")
     home = str(gw.settings.home)
     with ProcessPoolExecutor(
-        helpers, mp_context=context, initializer=_start_worker, initargs=(home,)
+        helpers, mp_context=context, initializer=start_worker, initargs=(home,)
     ) as pool:
         pending: set[Future[list[_Line] | None]] = set()
         shared = True  # while the helpers can open the file that was scanned
@@ -383,28 +382,18 @@ def _chunks(lines: Iterable[_Line]) -> Iterator[list[_Line]]:
         yield chunk
 
 
-_WORKER: Gateway | None = None
-
-
-def _start_worker(home: str) -> None:
-    global _WORKER
-    _WORKER = Gateway.open(Settings.load(Path(home)))
-    settle()
-
-
 def _worker_chunk(
     sender: OIN, file_id: int, receipt_id: str, source: _Source, chunk: list[_Line]
 ) -> list[_Line] | None:
     """Judge ``chunk``; or hand it back unjudged when the upload's name no longer leads
     to the file that was scanned (the main process, which holds that file open, judges
     it then)."""
-    assert _WORKER is not None
     try:
         fd = source.open()
     except FileChanged:
         return chunk
     try:
-        _judge_chunk(_WORKER, sender, file_id, receipt_id, fd, chunk)
+        _judge_chunk(worker_gateway(), sender, file_id, receipt_id, fd, chunk)
     finally:
         os.close(fd)
     return None

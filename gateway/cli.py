@@ -31,12 +31,11 @@ from gateway.partnerships import (
 from gateway.register import load_register
 from gateway.retention import RetentionJob, check_pseudonym, forget_person, purge_expired
 from gateway.schema import Category
-from gateway.service import Gateway, settle
+from gateway.service import Gateway, WorkerPool, settle
 from gateway.settings import Settings
 from gateway.store.engine import reading
 from gateway.store.schema import partners
 from keys.errors import Error as KeysError
-from keys.home import ENV_HOME
 from keys.jwk import OIN, PublicKey, public_keys_from_jwks
 from keys.signed import sign_bytes, verify_bytes
 
@@ -55,8 +54,6 @@ retention_app = typer.Typer(
 )
 
 CHECKPOINT_TYP = "audit-checkpoint+jwt"
-APP_FACTORY = "gateway.api:app_from_env"
-"""What each worker process imports to build its app (from ``$SIGNAALPOORT_HOME``)."""
 
 
 @config_app.command("show")
@@ -138,12 +135,8 @@ def import_partner_keys(gw: Gateway, oin: str, jwks_file: Path) -> int:
 
 
 def default_workers() -> int:
-    """Two worker processes per core.
-
-    The kernel hands each connection to whichever worker accepts it first, so with one
-    worker per core one of them is often idle while the other has two batches; with
-    two per core the scheduler evens the load out (measured in bench/intake.py).
-    """
+    """Two intake processes per core: while one holds the store's write lock or waits for
+    it, the others keep the cores busy opening and checking their batches."""
     return 2 * (os.cpu_count() or 1)
 
 
@@ -159,17 +152,17 @@ def serve(
 
     ``host`` and ``port`` default to the settings' ``listen_host`` and ``listen_port``;
     port 0 picks a free port; ``workers`` defaults to ``default_workers()``. With more
-    than one worker, each worker process builds its own app from
-    ``$SIGNAALPOORT_HOME``; they share the listening socket. The SFTP intake
-    (``gateway.sftp``) listens on the settings' ``sftp_listen_host`` and ``sftp_port``;
-    with ``sftp_mode`` ``openssh`` there is no such server: OpenSSH writes the drop
-    folders of ``openssh_dropboxes``, which are checked before anything starts, and the
-    batch watcher reads them (docs/deploy-sftp.md).
+    than one worker, batches of notices are submitted in a pool of that many processes
+    (``WorkerPool``), each taking the next batch as it comes free; with one, everything
+    runs in this process. The SFTP intake (``gateway.sftp``) listens on the settings'
+    ``sftp_listen_host`` and ``sftp_port``; with ``sftp_mode`` ``openssh`` there is no
+    such server: OpenSSH writes the drop folders of ``openssh_dropboxes``, which are
+    checked before anything starts, and the batch watcher reads them
+    (docs/deploy-sftp.md).
     """
     workers = default_workers() if workers is None else workers
     # Imported here, so that the other commands do not load the web stack.
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from gateway.api import create_app
     from gateway.tls import server_config
@@ -185,13 +178,13 @@ def serve(
     port = settings.listen_port if port is None else port
     # Migrate (and check the keys load) once, before workers could race to migrate.
     gw = Gateway.open(settings)
+    pool = None
     if workers > 1:
-        gw.close()
-        os.environ[ENV_HOME] = str(home)
-        config = server_config(APP_FACTORY, settings, host=host, port=port, workers=workers)
-    else:
-        app = create_app(gw, close_on_shutdown=True)
-        config = server_config(app, settings, host=host, port=port, workers=1)
+        pool = WorkerPool(home, workers)
+        pool.start()
+    config = server_config(
+        create_app(gw, close_on_shutdown=True, pool=pool), settings, host=host, port=port
+    )
     sock = config.bind_socket()
     print(f"listening on https://{host}:{sock.getsockname()[1]} (mutual TLS)", flush=True)
     sftp = _start_sftp(settings)
@@ -201,10 +194,7 @@ def serve(
     )
     settle()
     try:
-        if workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         janitor.stop()
         if watcher is not None:

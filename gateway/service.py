@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import multiprocessing
 import os
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -123,3 +130,77 @@ def keep_heap() -> None:
     for variable, (parameter, value) in _MALLOPT.items():
         if variable not in os.environ:
             mallopt(parameter, value)
+
+
+# -- worker processes ------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+_WORKER: Gateway | None = None
+
+
+def start_worker(home: str) -> None:
+    """Start a worker process: a gateway of its own on ``home``, settled.
+
+    Ctrl-C reaches the whole process group; a worker leaves it to its parent, which
+    stops the workers once the work they hold is done.
+    """
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER = Gateway.open(Settings.load(Path(home)))
+    settle()
+
+
+def worker_gateway() -> Gateway:
+    """The gateway of this worker process (``start_worker``)."""
+    if _WORKER is None:
+        raise RuntimeError("not a worker process")
+    return _WORKER
+
+
+class WorkerPool:
+    """Worker processes on one gateway home, for work that is mostly cryptography.
+
+    Each job goes to whichever process comes free first, so the load spreads evenly
+    whatever connection a request came in on. A process that dies takes the jobs it
+    held with it (their transactions roll back); the pool then starts afresh at the
+    next job instead of refusing every job after.
+    """
+
+    def __init__(self, home: Path, workers: int) -> None:
+        if workers < 1:
+            raise ValueError("a pool needs at least one worker")
+        self._home = str(home)
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._executor = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_worker,
+            initargs=(self._home,),
+        )
+
+    def start(self) -> None:
+        """Start the workers now, and wait for the first to hold its gateway: a home that
+        does not open fails here, not at the first job."""
+        for future in [self.submit(os.getpid) for _ in range(self._workers)]:
+            future.result()
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any) -> Future[_T]:
+        """Run ``fn(*args)`` in a worker; ``fn`` and its arguments must cross processes."""
+        with self._lock:
+            try:
+                return self._executor.submit(fn, *args)
+            except BrokenProcessPool:
+                # A worker died: the jobs it held have failed, this one has not started.
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new()
+                return self._executor.submit(fn, *args)
+
+    def close(self) -> None:
+        """Let the workers finish the jobs they hold, then stop them."""
+        with self._lock:
+            self._executor.shutdown(wait=True)

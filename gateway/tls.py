@@ -86,28 +86,17 @@ def tls_context(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -
     return context
 
 
-def server_config(
-    app: ASGIApp | str,
-    settings: Settings,
-    *,
-    host: str,
-    port: int,
-    workers: int = 1,
-) -> uvicorn.Config:
+def server_config(app: ASGIApp, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
     """The uvicorn configuration of the partner API: HTTPS with optional client certs.
 
-    ``app`` is an ASGI app, or the import string of an app factory (needed for more
-    than one worker, since each worker process builds its own app). The server's
-    certificate and key and the CA that client certificates must chain to are the
-    gateway home's ``tls/cert.pem``, ``tls/cert-key.pem`` and ``tls/ca.pem``.
+    The server's certificate and key and the CA that client certificates must chain to
+    are the gateway home's ``tls/cert.pem``, ``tls/cert-key.pem`` and ``tls/ca.pem``.
     """
     tls_dir = settings.home / "tls"
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        workers=workers,
-        factory=isinstance(app, str),
         http=PeerCertificateProtocol,
         ws="none",
         # Identity comes from the TLS connection only; no forwarded header is trusted.

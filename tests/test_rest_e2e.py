@@ -28,7 +28,7 @@ import uvicorn
 import signaalpoort
 from adapters.register import BRP_COLUMNS
 from gateway.api import create_app
-from gateway.service import Gateway
+from gateway.service import Gateway, WorkerPool
 from gateway.settings import Settings
 from gateway.tls import server_config
 from signaalpoort import DEMO_PARTIES, init_demo
@@ -137,9 +137,12 @@ def _birth_date(rng: random.Random) -> str:
 
 
 @contextmanager
-def _serving(demo: Path) -> Iterator[str]:
+def _serving(demo: Path, *, workers: int = 1) -> Iterator[str]:
+    """The gateway on a loopback port; with more than one worker, batches of notices are
+    submitted in a pool of that many processes, as ``signaalpoort serve`` does."""
     gw = Gateway.open(Settings.load(demo / "gateway"))
-    config = server_config(create_app(gw), gw.settings, host="127.0.0.1", port=0)
+    pool = WorkerPool(demo / "gateway", workers) if workers > 1 else None
+    config = server_config(create_app(gw, pool=pool), gw.settings, host="127.0.0.1", port=0)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -152,6 +155,8 @@ def _serving(demo: Path) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        if pool is not None:
+            pool.close()
         gw.close()
 
 
@@ -163,9 +168,9 @@ def demo(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Pat
     return tmp_path / "demo"
 
 
-@pytest.fixture
-def served_demo(demo: Path) -> Iterator[tuple[Path, str]]:
-    with _serving(demo) as url:
+@pytest.fixture(params=[1, 2], ids=["one-process", "intake-pool"])
+def served_demo(demo: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, str]]:
+    with _serving(demo, workers=request.param) as url:
         yield demo, url
 
 

@@ -10,6 +10,13 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -260,3 +267,70 @@ def test_the_gateway_reloads_the_municipalitys_register_with_its_labels(
     out = " ".join(capsys.readouterr().out.split())
     assert "register 0363 version 2 loaded: 19 persons" in out
     assert "2 with labels (0 labels for persons not in it dropped)" in out
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile
+    return found
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie that nobody reaped has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
+def test_serve_with_several_workers_takes_batches_and_leaves_no_process_behind(demo: Path) -> None:
+    server = subprocess.Popen(  # noqa: S603 (our own command)
+        [sys.executable, "-m", "signaalpoort", "serve", "--home", str(demo / "gateway"),
+         "--port", "0", "--workers", "2"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "SIGNAALPOORT_SFTP_PORT": "0"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    pool: set[int] = set()
+    try:
+        assert server.stdout is not None
+        listening = re.search(r"https://[^:]+:(\d+)", server.stdout.readline())
+        assert listening is not None
+        port = int(listening.group(1))
+        deadline = time.time() + 60
+        while not _accepts(port):  # the port is bound before the server starts serving
+            assert time.time() < deadline, "the gateway did not start"
+            time.sleep(0.1)
+        url = f"https://localhost:{port}"
+        pool = _children(server.pid)
+        assert len(pool) >= 2  # the intake processes (and multiprocessing's tracker)
+        export = demo / "zorg" / "notices.csv"
+        assert _run("send", "--home", str(demo / "zorg"), str(export), "--gateway", url) == 0
+        receipt = json.loads(export.with_name("notices.csv.receipt.json").read_text())
+        assert receipt["counts"] == {"accepted": len(_rows(export)), "duplicate": 0, "refused": 0}
+    finally:
+        server.terminate()
+        code = server.wait(timeout=60)
+    # Shut down cleanly; uvicorn then ends by the signal it caught.
+    assert code in (0, -signal.SIGTERM)
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in pool) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pool)

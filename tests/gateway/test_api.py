@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from sqlalchemy import select, update
@@ -31,10 +33,10 @@ from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.creditor import Creditor, Sealed, read_export
-from gateway.api import PUBLIC_PATHS, app_from_env, create_app
+from gateway.api import PUBLIC_PATHS, create_app
 from gateway.clock import FixedClock
 from gateway.partners import Directory
-from gateway.service import Gateway
+from gateway.service import Gateway, WorkerPool
 from gateway.settings import Settings
 from gateway.store.auditlog import AuditLog
 from gateway.store.engine import make_engine
@@ -813,11 +815,11 @@ def test_server_config_asks_for_optional_client_certificates_over_tls_12_or_late
 ) -> None:
     init_demo(tmp_path / "demo", now=NOW)
     settings = Settings.load(tmp_path / "demo" / "gateway")
-    config = server_config(
-        "gateway.api:app_from_env", settings, host="127.0.0.1", port=0, workers=3
-    )
+    gw = Gateway.open(settings)
+    config = server_config(create_app(gw), settings, host="127.0.0.1", port=0)
+    gw.close()
     tls_dir = settings.home / "tls"
-    assert (config.factory, config.workers, config.http) == (True, 3, PeerCertificateProtocol)
+    assert config.http is PeerCertificateProtocol
     assert config.ssl_cert_reqs == ssl.CERT_OPTIONAL
     assert config.ssl_ca_certs == str(tls_dir / "ca.pem")
     assert (config.ssl_certfile, config.ssl_keyfile) == (
@@ -831,20 +833,56 @@ def test_server_config_asks_for_optional_client_certificates_over_tls_12_or_late
     assert context.options & ssl.OP_NO_RENEGOTIATION
 
 
-def test_each_worker_builds_its_app_from_the_home_in_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+# -- the intake pool -----------------------------------------------------------------------
+
+
+class InlinePool:
+    """A pool that runs each job at once in this process, and keeps what it was given."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.jobs: list[tuple[Any, ...]] = []
+
+    def submit(self, fn: Any, /, *args: Any) -> Future[Any]:
+        self.jobs.append(args)
+        future: Future[Any] = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def test_batches_of_notices_go_to_the_pool_as_the_body_received(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    init_demo(tmp_path / "demo", now=NOW)
-    monkeypatch.setenv("SIGNAALPOORT_HOME", str(tmp_path / "demo" / "gateway"))
-    app = app_from_env()
-    assert _call(app, "/healthz").json() == {"status": "ok"}
-    assert _call(app, "/v1/inbox").status_code == 401
+    init_demo(tmp_path / "demo", now=datetime.now(UTC))
+    gw = Gateway.open(Settings.load(tmp_path / "demo" / "gateway"))
+    pool = InlinePool(gw)
+    monkeypatch.setattr("gateway.api.worker_gateway", lambda: gw)
+    zorg = PartyHome(tmp_path / "demo" / "zorg")
+    der = _pem_to_der((zorg.tls_dir / "cert.pem").read_bytes())
+    app = _with_certificate(create_app(gw, pool=cast(WorkerPool, pool)), der)
+    body = orjson.dumps({"envelopes": ["not-an-envelope"]})
 
-    async def shut_down() -> None:  # the app owns its gateway: shutdown closes it
-        async with app.router.lifespan_context(app):
-            pass
+    async def post(content: bytes) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://api") as client:
+            return await client.post("/v1/notices", content=content)
 
-    asyncio.run(shut_down())
+    try:
+        answer = asyncio.run(post(body))
+        assert answer.status_code == 200
+        assert answer.json()["counts"] == {"accepted": 0, "duplicate": 0, "refused": 1}
+        assert pool.jobs == [(zorg.identity().oin, body)]
+        # The body is parsed in the pool too.
+        malformed = asyncio.run(post(b"{not json"))
+        assert (malformed.status_code, malformed.json()["error"]) == (400, "body_invalid")
+        # A failure in the pool comes back as its status and code; the log names its class.
+        gw.engine.dispose()
+        Path(str(gw.engine.url.database)).unlink()
+        failed = asyncio.run(post(body))
+    finally:
+        gw.close()
+    assert (failed.status_code, failed.json()["error"]) == (503, "store_unavailable")
+    assert "OperationalError" in caplog.text
 
 
 # -- partnerships, objections, consents (the admin API) ------------------------------------

@@ -1,4 +1,5 @@
-"""A settled process keeps the memory a batch frees for the next batch."""
+"""A settled process keeps the memory a batch frees for the next batch; a pool of worker
+processes each holds a gateway of its own and outlives a worker that dies."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from gateway.service import WorkerPool, worker_gateway
+from signaalpoort import init_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,3 +77,61 @@ def test_an_unsettled_process_hands_freed_memory_back() -> None:
 def test_the_operators_allocator_settings_are_left_as_they_are() -> None:
     small = str(128 * 1024)
     assert returned("settled", MALLOC_MMAP_THRESHOLD_=small, MALLOC_TRIM_THRESHOLD_=small) > 15 * MB
+
+
+# -- the worker pool -----------------------------------------------------------------------
+
+
+def where() -> tuple[int, str]:
+    """In a worker: its process id and the home of its gateway."""
+    return os.getpid(), str(worker_gateway().settings.home)
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WorkerPool, Path]]:
+    demo = tmp_path_factory.mktemp("pool") / "demo"
+    init_demo(demo, now=datetime.now(UTC))
+    workers = WorkerPool(demo / "gateway", 2)
+    workers.start()
+    try:
+        yield workers, demo / "gateway"
+    finally:
+        workers.close()
+
+
+def test_jobs_run_in_other_processes_each_with_a_gateway_on_the_home(
+    pool: tuple[WorkerPool, Path],
+) -> None:
+    workers, home = pool
+    pid, worker_home = workers.submit(where).result(timeout=60)
+    assert pid != os.getpid()
+    assert worker_home == str(home)
+
+
+def test_the_pool_starts_afresh_after_a_worker_died_in_a_job(
+    pool: tuple[WorkerPool, Path],
+) -> None:
+    workers, home = pool
+    with pytest.raises(BrokenProcessPool):
+        workers.submit(os._exit, 3).result(timeout=60)
+    pid, worker_home = workers.submit(where).result(timeout=60)
+    assert (pid != os.getpid(), worker_home) == (True, str(home))
+
+
+def test_starting_a_pool_on_a_home_that_does_not_open_fails_at_once(tmp_path: Path) -> None:
+    workers = WorkerPool(tmp_path / "no-such-home", 1)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            workers.start()
+    finally:
+        workers.close()
+
+
+def test_this_process_is_no_worker() -> None:
+    with pytest.raises(RuntimeError):
+        worker_gateway()
+
+
+def test_a_pool_needs_a_worker(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        WorkerPool(tmp_path, 0)
