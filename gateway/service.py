@@ -7,6 +7,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -139,14 +140,23 @@ _T = TypeVar("_T")
 _WORKER: Gateway | None = None
 
 
+_PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal this process gets when the thread that started it ends."""
+
+
 def start_worker(home: str) -> None:
     """Start a worker process: a gateway of its own on ``home``, settled.
 
     Ctrl-C reaches the whole process group; a worker leaves it to its parent, which
-    stops the workers once the work they hold is done.
+    stops the workers once the work they hold is done. On Linux a worker also ends with
+    its parent when that is killed outright: it holds both ends of its job queue and
+    would otherwise wait for a next job for ever.
     """
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     _WORKER = Gateway.open(Settings.load(Path(home)))
     settle()
 

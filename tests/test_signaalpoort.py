@@ -297,8 +297,15 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
-def test_serve_with_several_workers_takes_batches_and_leaves_no_process_behind(demo: Path) -> None:
+def _gone(pids: set[int]) -> bool:
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    return not any(_alive(pid) for pid in pids)
+
+
+def _serve(demo: Path) -> tuple[subprocess.Popen[str], int]:
+    """``signaalpoort serve`` with two intake processes, once it accepts connections."""
     server = subprocess.Popen(  # noqa: S603 (our own command)
         [sys.executable, "-m", "signaalpoort", "serve", "--home", str(demo / "gateway"),
          "--port", "0", "--workers", "2"],
@@ -308,7 +315,6 @@ def test_serve_with_several_workers_takes_batches_and_leaves_no_process_behind(d
         stderr=subprocess.DEVNULL,
         text=True,
     )  # fmt: skip
-    pool: set[int] = set()
     try:
         assert server.stdout is not None
         listening = re.search(r"https://[^:]+:(\d+)", server.stdout.readline())
@@ -318,10 +324,26 @@ def test_serve_with_several_workers_takes_batches_and_leaves_no_process_behind(d
         while not _accepts(port):  # the port is bound before the server starts serving
             assert time.time() < deadline, "the gateway did not start"
             time.sleep(0.1)
-        url = f"https://localhost:{port}"
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
+    return server, port
+
+
+on_linux = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree")
+
+
+@on_linux
+def test_serve_with_several_workers_takes_batches_and_leaves_no_process_behind(
+    demo: Path,
+) -> None:
+    server, port = _serve(demo)
+    try:
         pool = _children(server.pid)
         assert len(pool) >= 2  # the intake processes (and multiprocessing's tracker)
         export = demo / "zorg" / "notices.csv"
+        url = f"https://localhost:{port}"
         assert _run("send", "--home", str(demo / "zorg"), str(export), "--gateway", url) == 0
         receipt = json.loads(export.with_name("notices.csv.receipt.json").read_text())
         assert receipt["counts"] == {"accepted": len(_rows(export)), "duplicate": 0, "refused": 0}
@@ -330,7 +352,14 @@ def test_serve_with_several_workers_takes_batches_and_leaves_no_process_behind(d
         code = server.wait(timeout=60)
     # Shut down cleanly; uvicorn then ends by the signal it caught.
     assert code in (0, -signal.SIGTERM)
-    deadline = time.time() + 10
-    while any(_alive(pid) for pid in pool) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(pid) for pid in pool)
+    assert _gone(pool)
+
+
+@on_linux
+def test_the_intake_processes_end_with_a_serve_that_was_killed(demo: Path) -> None:
+    server, _ = _serve(demo)
+    pool = _children(server.pid)
+    assert len(pool) >= 2
+    server.kill()
+    server.wait(timeout=60)
+    assert _gone(pool)
