@@ -603,7 +603,8 @@ def serve(
         int | None,
         typer.Option(
             min=1,
-            help="intake processes for REST batches (default: two per core; 1: in the server)",
+            help="intake processes for REST batches "
+            "(default: one per core and one more; 1: in the server)",
         ),
     ] = None,
     batches: Annotated[

@@ -1,6 +1,6 @@
 """REST intake end to end: notices/s through HTTPS with mutual TLS, against the ceiling.
 
-    .venv/bin/python bench/intake.py [--notices 18000] [--rounds 3] [--batch 500] [--workers 4]
+    .venv/bin/python bench/intake.py [--notices 18000] [--rounds 3] [--batch 500] [--workers 3]
 
 Builds a demo whose outreach key set has 10 recipients (SQLite, the embedded default),
 seals the notices beforehand (sealing is the creditor's cost, not the gateway's), starts

