@@ -1,15 +1,15 @@
 """REST intake end to end: notices/s through HTTPS with mutual TLS, against the ceiling.
 
-    .venv/bin/python bench/intake.py [--notices 18000] [--rounds 3] [--batch 500] [--workers 3]
+    .venv/bin/python bench/intake.py [--notices 18000] [--rounds 3] [--batch 500] [--workers N]
 
 Builds a demo whose outreach key set has 10 recipients (SQLite, the embedded default),
 seals the notices beforehand (sealing is the creditor's cost, not the gateway's), starts
-``signaalpoort serve`` with its pool of intake processes, and sends batches from a few
-client threads at once. The ceiling is open+verify alone on every core, measured in the same
-run; the ratio says how much of it the whole pipeline keeps. The machine's speed drifts,
-so it runs several rounds and reports the median. A round is long (36 batches): at its
-end the last batches finish on fewer workers than there are cores, a large share of a
-short round's time. Prints one JSON object.
+``signaalpoort serve`` with its pool of intake processes (by default as many as ``serve``
+itself starts), and sends batches from a few client threads at once. The ceiling is
+open+verify alone on every core, measured in the same run; the ratio says how much of it
+the whole pipeline keeps. The machine's speed drifts, so it runs several rounds and
+reports the median. A round is long (36 batches): at its end the last batches finish on
+fewer workers than there are cores, a large share of a short round's time. Prints one JSON object.
 """
 
 from __future__ import annotations

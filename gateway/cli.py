@@ -137,8 +137,8 @@ def import_partner_keys(gw: Gateway, oin: str, jwks_file: Path) -> int:
 def default_workers() -> int:
     """One intake process per core and one more: while one holds the store's write lock,
     the others keep every core busy opening and checking their batches. More processes
-    only compete for the processor's caches (on 2 cores, 4 processes kept 0.31 of the
-    open+verify ceiling and 3 kept 0.34)."""
+    cost more CPU per notice (on 2 cores, 4 processes kept 0.31 of the open+verify
+    ceiling in bench/intake.py and 3 kept 0.34)."""
     return (os.cpu_count() or 1) + 1
 
 
