@@ -150,13 +150,17 @@ def start_worker(home: str) -> None:
     Ctrl-C reaches the whole process group; a worker leaves it to its parent, which
     stops the workers once the work they hold is done. On Linux a worker also ends with
     its parent when that is killed outright: it holds both ends of its job queue and
-    would otherwise wait for a next job for ever.
+    would otherwise wait for a next job for ever. A parent killed while the worker was
+    still starting is caught too (the pool may be serving on the other workers by then).
     """
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
     if prctl is not None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        parent = multiprocessing.parent_process()
+        if parent is not None and os.getppid() != parent.pid:
+            signal.raise_signal(signal.SIGTERM)  # the parent ended before the line above
     _WORKER = Gateway.open(Settings.load(Path(home)))
     settle()
 
