@@ -32,7 +32,19 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for the write lock before giving up."""
 
+SQLITE_PAGE_BYTES = 16_384
+"""The page size of a new SQLite store (SQLite's default is 4 kB).
+
+The intake's rows are mostly blobs: a sealed signed notice is about 7 kB, a sealed
+signal 1.3 kB, an audit event 0.5 kB. On 4 kB pages every notice row spills into an
+overflow page, and a batch of 500 writes some 1,600 pages to the WAL and again to the
+database file at the checkpoint, two system calls each. 16 kB pages hold a notice row
+whole and take a quarter of the calls: the kernel time of storing a batch fell from
+about 50 to 25-35 µs a notice. A store created earlier keeps its page size."""
+
 _SQLITE_PRAGMAS = (
+    # Only takes effect before the file's first table; so it comes before WAL mode.
+    f"PRAGMA page_size={SQLITE_PAGE_BYTES}",
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
     f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
