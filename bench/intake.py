@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -143,6 +144,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        connections: list[RestClient] = []
         try:
             home = PartyHome(demo / CREDITOR)
             wait_ready(url, home, time.time() + 60)
@@ -155,10 +157,16 @@ def main() -> None:
             sealing = time.perf_counter() - started
             keys = home.pinned("gateway")
             outcomes = {"accepted": 0, "duplicate": 0, "refused": 0}
+            # Each client thread keeps its connection, as `signaalpoort send` does for
+            # the batches of one file.
+            local = threading.local()
 
             def send(batch: list[str]) -> dict[str, int]:
-                with RestClient(home, url) as client:
-                    receipt = verify_receipt(client.submit(batch), keys=keys)
+                client = getattr(local, "client", None)
+                if client is None:
+                    client = local.client = RestClient(home, url)
+                    connections.append(client)
+                receipt = verify_receipt(client.submit(batch), keys=keys)
                 counts = dict.fromkeys(outcomes, 0)
                 for item in receipt["items"]:
                     counts[item["outcome"]] += 1
@@ -183,6 +191,8 @@ def main() -> None:
                 rate = accepted / elapsed
                 rounds.append((rate, (before + after) / 2))
         finally:
+            for client in connections:
+                client.close()
             server.terminate()
             server.wait(timeout=30)
 
