@@ -75,7 +75,7 @@ from gateway.partnerships import (
     withdraw_consent,
 )
 from gateway.schema import Category
-from gateway.service import Gateway, WorkerPool, worker_gateway
+from gateway.service import Gateway, WorkerPool, uncollected, worker_gateway
 from gateway.store.engine import reading
 from gateway.store.schema import receipts
 from gateway.tls import client_certificate
@@ -546,8 +546,11 @@ def submit_in_worker(sender: OIN, body: bytes) -> ReceiptOut | tuple[int, str, s
     exception's class), since an exception of the store's driver need not cross back
     between processes."""
     try:
-        envelopes = _envelopes(body)
-        receipt = ingest.submit(worker_gateway(), sender=sender, envelopes=envelopes, intake="rest")
+        with uncollected():
+            envelopes = _envelopes(body)
+            receipt = ingest.submit(
+                worker_gateway(), sender=sender, envelopes=envelopes, intake="rest"
+            )
     except Exception as exc:  # noqa: BLE001 (answered by the process that holds the request)
         return (*_classify(exc), type(exc).__name__)
     return _receipt_out(receipt)

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, insert, select, update
 from gateway import dropbox, ingest
 from gateway.audit import step
 from gateway.ingest import Item
-from gateway.service import Gateway, start_worker, worker_gateway
+from gateway.service import Gateway, start_worker, uncollected, worker_gateway
 from gateway.store.bulk import insert_rows
 from gateway.store.schema import batch_files, batch_lines, receipts
 from keys.jose import loads_object
@@ -393,7 +393,8 @@ def _worker_chunk(
     except FileChanged:
         return chunk
     try:
-        _judge_chunk(worker_gateway(), sender, file_id, receipt_id, fd, chunk)
+        with uncollected():
+            _judge_chunk(worker_gateway(), sender, file_id, receipt_id, fd, chunk)
     finally:
         os.close(fd)
     return None

@@ -1,8 +1,10 @@
-"""A settled process keeps the memory a batch frees for the next batch; a pool of worker
-processes each holds a gateway of its own and outlives a worker that dies."""
+"""A settled process keeps the memory a batch frees for the next batch; a batch runs without
+the cyclic collector; a pool of worker processes each holds a gateway of its own and
+outlives a worker that dies."""
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import subprocess
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.service import WorkerPool, worker_gateway
+from gateway.service import WorkerPool, uncollected, worker_gateway
 from signaalpoort import init_demo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +79,40 @@ def test_an_unsettled_process_hands_freed_memory_back() -> None:
 def test_the_operators_allocator_settings_are_left_as_they_are() -> None:
     small = str(128 * 1024)
     assert returned("settled", MALLOC_MMAP_THRESHOLD_=small, MALLOC_TRIM_THRESHOLD_=small) > 15 * MB
+
+
+# -- the collector during a batch ---------------------------------------------------------
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_a_batch_runs_without_the_collector_which_is_back_after_it() -> None:
+    with uncollected():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_the_collector_is_back_after_a_batch_that_failed() -> None:
+    with pytest.raises(ValueError, match="refused"), uncollected():
+        raise ValueError("refused")
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_a_collector_that_was_off_stays_off() -> None:
+    gc.disable()
+    with uncollected():
+        assert not gc.isenabled()
+    assert not gc.isenabled()
 
 
 # -- the worker pool -----------------------------------------------------------------------
