@@ -36,6 +36,7 @@ import logging
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal, TypeVar, cast
@@ -75,7 +76,15 @@ from gateway.partnerships import (
     withdraw_consent,
 )
 from gateway.schema import Category
-from gateway.service import Gateway, WorkerPool, uncollected, worker_gateway
+from gateway.service import (
+    HANDS_FILES,
+    BodyFile,
+    Gateway,
+    HandedBody,
+    WorkerPool,
+    uncollected,
+    worker_gateway,
+)
 from gateway.store.engine import reading
 from gateway.store.schema import receipts
 from gateway.tls import client_certificate
@@ -264,20 +273,28 @@ MunicipalityRole = Annotated[Partner, Depends(_role("municipality"))]
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 once over ``limit``: by Content-Length first,
-    then counted while streaming (a chunked body announces no length)."""
+    """The whole body, refused with 413 once over ``limit`` (``_stream_body``)."""
+    body = bytearray()
+    await _stream_body(request, limit, body.extend)
+    return bytes(body)
+
+
+async def _stream_body(request: Request, limit: int, write: Callable[[bytes], object]) -> None:
+    """Pass the body to ``write`` as it arrives, refused with 413 once over ``limit``: by
+    Content-Length first, then counted while streaming (a chunked body announces no
+    length)."""
     length = request.headers.get("content-length")
     if length is not None:
         if not length.strip().isdigit():
             raise _body_invalid("Content-Length is not a number")
         if int(length) > limit:
             raise _too_large()
-    body = bytearray()
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise _too_large()
-    return bytes(body)
+        write(chunk)
 
 
 def _json(body: bytes) -> Any:
@@ -540,20 +557,39 @@ def _receipt_out(receipt: ingest.Receipt) -> ReceiptOut:
     return ReceiptOut(id=receipt.id, receipt=receipt.jws, counts=counts)
 
 
-def submit_in_worker(sender: OIN, body: bytes) -> ReceiptOut | tuple[int, str, str, str]:
+def submit_in_worker(
+    sender: OIN, body: bytes | HandedBody
+) -> ReceiptOut | tuple[int, str, str, str]:
     """The body of ``POST /v1/notices``, parsed and submitted in a process of the intake
     pool: the receipt, or how the request failed (status, code, safe detail and the
     exception's class), since an exception of the store's driver need not cross back
     between processes."""
     try:
         with uncollected():
-            envelopes = _envelopes(body)
+            envelopes = _envelopes(body if isinstance(body, bytes) else body.read())
             receipt = ingest.submit(
                 worker_gateway(), sender=sender, envelopes=envelopes, intake="rest"
             )
     except Exception as exc:  # noqa: BLE001 (answered by the process that holds the request)
         return (*_classify(exc), type(exc).__name__)
     return _receipt_out(receipt)
+
+
+async def _to_pool(
+    pool: WorkerPool, sender: OIN, request: Request
+) -> Future[ReceiptOut | tuple[int, str, str, str]]:
+    """Read a batch's body and hand it to the intake pool; the job's future."""
+    if not HANDS_FILES:
+        return pool.submit(submit_in_worker, sender, await _read_body(request, MAX_REQUEST_BYTES))
+    body = BodyFile()
+    try:
+        await _stream_body(request, MAX_REQUEST_BYTES, body.write)
+        job = pool.submit(submit_in_worker, sender, body.handed())
+    except BaseException:
+        body.close()
+        raise
+    job.add_done_callback(lambda _: body.close())
+    return job
 
 
 def _routes(gw: Gateway, pool: WorkerPool | None) -> APIRouter:
@@ -578,12 +614,12 @@ def _routes(gw: Gateway, pool: WorkerPool | None) -> APIRouter:
         tags=["creditor"],
     )
     async def submit_notices(request: Request, partner: Creditor) -> ReceiptOut:
-        body = await _read_body(request, MAX_REQUEST_BYTES)
         if pool is None:
+            body = await _read_body(request, MAX_REQUEST_BYTES)
             return _receipt_out(await run_in_threadpool(_submit, partner.oin, _envelopes(body)))
         # Parsed in the pool too: the body crosses as one block of bytes, not as a
-        # thousand strings.
-        done = await asyncio.wrap_future(pool.submit(submit_in_worker, partner.oin, body))
+        # thousand strings; where it can, as a file the worker reads.
+        done = await asyncio.wrap_future(await _to_pool(pool, partner.oin, request))
         if isinstance(done, tuple):
             status, code, detail, failed = done
             raise _Refusal(status, code, detail, failed=failed)

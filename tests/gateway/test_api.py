@@ -871,7 +871,15 @@ def test_batches_of_notices_go_to_the_pool_as_the_body_received(
         answer = asyncio.run(post(body))
         assert answer.status_code == 200
         assert answer.json()["counts"] == {"accepted": 0, "duplicate": 0, "refused": 1}
-        assert pool.jobs == [(zorg.identity().oin, body)]
+        # The body crosses as a file in memory, closed once the job is done.
+        [(sender, handed)] = pool.jobs
+        assert (sender, handed.size) == (zorg.identity().oin, len(body))
+        with pytest.raises(OSError):
+            handed.read()
+        # Where files cannot cross, the body itself does.
+        monkeypatch.setattr("gateway.api.HANDS_FILES", False)
+        assert asyncio.run(post(body)).json()["counts"]["refused"] == 1
+        assert pool.jobs[1:] == [(zorg.identity().oin, body)]
         # The body is parsed in the pool too.
         malformed = asyncio.run(post(b"{not json"))
         assert (malformed.status_code, malformed.json()["error"]) == (400, "body_invalid")

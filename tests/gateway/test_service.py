@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.service import WorkerPool, uncollected, worker_gateway
+from gateway.service import (
+    HANDS_FILES,
+    BodyFile,
+    HandedBody,
+    WorkerPool,
+    uncollected,
+    worker_gateway,
+)
 from signaalpoort import init_demo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,3 +178,56 @@ def test_this_process_is_no_worker() -> None:
 def test_a_pool_needs_a_worker(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         WorkerPool(tmp_path, 0)
+
+
+# -- request bodies handed to the workers ------------------------------------------------
+
+hands_files = pytest.mark.skipif(not HANDS_FILES, reason="memfd_create and /proc")
+
+
+def read_handed(handed: HandedBody) -> bytes:
+    """In a worker: the body another process holds."""
+    return handed.read()
+
+
+@hands_files
+def test_a_worker_reads_the_body_the_request_process_wrote(
+    pool: tuple[WorkerPool, Path],
+) -> None:
+    workers, _ = pool
+    chunks = [os.urandom(65_536), b"", os.urandom(1_000_003)]
+    body = BodyFile()
+    try:
+        for chunk in chunks:
+            body.write(chunk)
+        handed = body.handed()
+        assert handed.size == sum(map(len, chunks))
+        assert workers.submit(read_handed, handed).result(timeout=60) == b"".join(chunks)
+    finally:
+        body.close()
+
+
+@hands_files
+def test_a_body_is_gone_once_its_file_is_closed() -> None:
+    body = BodyFile()
+    body.write(b"envelopes")
+    handed = body.handed()
+    body.close()
+    with pytest.raises(OSError):
+        handed.read()
+
+
+@hands_files
+def test_a_descriptor_reused_for_another_file_is_not_read_as_the_body() -> None:
+    body = BodyFile()
+    body.write(b"the first creditor's batch")
+    handed = body.handed()
+    body.close()
+    other = BodyFile()
+    try:
+        other.write(b"the second creditor's batch")
+        assert other.handed().fd == handed.fd  # the lowest free descriptor is reused
+        with pytest.raises(OSError, match="reused"):
+            handed.read()
+    finally:
+        other.close()
