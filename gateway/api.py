@@ -299,7 +299,8 @@ async def _stream_body(request: Request, limit: int, write: Callable[[bytes], ob
 
 def _json(body: bytes) -> Any:
     try:
-        return orjson.loads(body)  # a batch body is megabytes: parsed about 3x faster
+        # A batch body of 4.6 MB: 2.6-3.3 ms in an intake process, 3.3-3.5 ms with json.
+        return orjson.loads(body)
     except (ValueError, RecursionError) as exc:
         raise _body_invalid("the body is not JSON") from exc
 
