@@ -121,7 +121,7 @@ def keep_heap() -> None:
     Every block, however large: glibc would map a block over 32 MB at the most on its
     own and unmap it when freed. orjson's working buffer for a batch's body is twelve
     times the body, 55 MB for 500 envelopes: mapped afresh for every batch, its pages
-    faulted in again (1,133 faults), parsing took 5-6.5 ms against 3.3-3.7 ms from the
+    faulted in again (1,133 faults), parsing took 5-6.5 ms against 2.6-3.7 ms from the
     heap.
 
     A setting given in the environment (``MALLOC_ARENA_MAX`` and the others, glibc's own
