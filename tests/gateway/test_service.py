@@ -99,10 +99,13 @@ def test_the_operators_allocator_settings_are_left_as_they_are() -> None:
 
 @pytest.fixture
 def collector_on() -> Iterator[None]:
+    """The collector on for the test, and as it was after it."""
     was = gc.isenabled()
     gc.enable()
     yield
-    if not was:
+    if was:
+        gc.enable()
+    else:
         gc.disable()
 
 
