@@ -194,9 +194,13 @@ def test_a_pool_needs_a_worker(tmp_path: Path) -> None:
 hands_files = pytest.mark.skipif(not HANDS_FILES, reason="memfd_create and /proc")
 
 
-def read_handed(handed: HandedBody) -> bytes:
-    """In a worker: the body another process holds."""
-    return handed.read()
+def closed_body(content: bytes) -> HandedBody:
+    """What a worker was told of a body whose file has since been closed."""
+    body = BodyFile()
+    body.write(content)
+    handed = body.handed()
+    body.close()
+    return handed
 
 
 @hands_files
@@ -211,27 +215,21 @@ def test_a_worker_reads_the_body_the_request_process_wrote(
             body.write(chunk)
         handed = body.handed()
         assert handed.size == sum(map(len, chunks))
-        assert workers.submit(read_handed, handed).result(timeout=60) == b"".join(chunks)
+        assert workers.submit(HandedBody.read, handed).result(timeout=60) == b"".join(chunks)
     finally:
         body.close()
 
 
 @hands_files
 def test_a_body_is_gone_once_its_file_is_closed() -> None:
-    body = BodyFile()
-    body.write(b"envelopes")
-    handed = body.handed()
-    body.close()
+    handed = closed_body(b"envelopes")
     with pytest.raises(OSError):
         handed.read()
 
 
 @hands_files
 def test_a_descriptor_reused_for_another_file_is_not_read_as_the_body() -> None:
-    body = BodyFile()
-    body.write(b"the first creditor's batch")
-    handed = body.handed()
-    body.close()
+    handed = closed_body(b"the first creditor's batch")
     other = BodyFile()
     try:
         other.write(b"the second creditor's batch")
