@@ -10,7 +10,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, insert, select
 
-from gateway.store.engine import SQLITE_PAGE_BYTES, make_engine, migrate, reading
+from gateway.store.engine import (
+    SQLITE_CACHE_KIB,
+    SQLITE_PAGE_BYTES,
+    make_engine,
+    migrate,
+    reading,
+)
 from gateway.store.schema import partners
 
 
@@ -39,6 +45,17 @@ def test_a_new_sqlite_store_has_large_pages_and_a_write_ahead_log(tmp_path: Path
     finally:
         engine.dispose()
     assert (page, journal) == (SQLITE_PAGE_BYTES, "wal")
+
+
+def test_every_sqlite_connection_has_a_cache_for_a_whole_batch(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+    try:
+        with reading(engine) as first, reading(engine) as second:
+            sizes = [c.exec_driver_sql("PRAGMA cache_size").scalar_one() for c in (first, second)]
+    finally:
+        engine.dispose()
+    # Negative: a size in kibibytes, not in pages.
+    assert sizes == [-SQLITE_CACHE_KIB, -SQLITE_CACHE_KIB]
 
 
 def test_an_existing_sqlite_store_keeps_its_page_size(tmp_path: Path) -> None:
