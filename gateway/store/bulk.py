@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, LargeBinary, Table, insert
@@ -28,22 +29,36 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     sql, names, processors, positional = _statement(conn.dialect, table, tuple(rows[0]))
-    converted: list[Any] = []
-    # The same value object (a batch's one timestamp) is converted once.
-    last: list[tuple[Any, Any]] = [(object(), None)] * len(names)
+    pick = itemgetter(*names)
+    if len(names) == 1:
+        values = [(pick(row),) for row in rows]
+    else:
+        values = [pick(row) for row in rows]
+    for i, process in enumerate(processors):
+        if process is not None:
+            values = _converted(values, i, process)
+    conn.exec_driver_sql(
+        sql, values if positional else [dict(zip(names, row, strict=True)) for row in values]
+    )
+
+
+def _converted(rows: list[tuple[Any, ...]], i: int, process: Callable[[Any], Any]) -> list[Any]:
+    """``rows`` with the values of column ``i`` converted by ``process``; the same value
+    object (a batch's one timestamp) is converted once."""
+    out = []
+    seen: Any = _UNSEEN
+    done: Any = None
     for row in rows:
-        values = []
-        for i, (name, process) in enumerate(zip(names, processors, strict=True)):
-            value = row[name]
-            if process is not None and value is not None:
-                seen, done = last[i]
-                if value is not seen:
-                    done = process(value)
-                    last[i] = (value, done)
-                value = done
-            values.append(value)
-        converted.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
-    conn.exec_driver_sql(sql, converted)
+        value = row[i]
+        if value is not None:
+            if value is not seen:
+                seen, done = value, process(value)
+            row = (*row[:i], done, *row[i + 1 :])
+        out.append(row)
+    return out
+
+
+_UNSEEN = object()
 
 
 def load_values(
